@@ -1,0 +1,81 @@
+"""Config schema: every key of config.yaml and the presets validates; bad values are named."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gazeloc.config import ConfigError, check_config, load_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def test_default_config_is_valid():
+    check_config(_config(), SCHEMA)
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "workflow" / "presets").glob("*.yaml")))
+def test_presets_are_valid(preset):
+    check_config(_merge(_config(), yaml.safe_load(preset.read_text())), SCHEMA)
+
+
+def test_every_schema_key_is_documented_in_config_yaml():
+    """config.yaml documents every key: each schema property appears in it."""
+    text = (ROOT / "config.yaml").read_text()
+    schema = load_schema(SCHEMA)
+
+    def keys(node: dict, prefix: str = ""):
+        for name, sub in node.get("properties", {}).items():
+            yield name
+            yield from keys(sub, f"{prefix}{name}.")
+
+    missing = [k for k in keys(schema) if f"{k}:" not in text]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"synthetic": {"seedd": 1}}, "config key 'synthetic.seedd' is unknown"),
+        ({"colour": "red"}, "config key 'colour' is unknown"),
+        ({"images": {"size": "big"}}, "config key 'images.size' = 'big'"),
+        ({"images": {"size": 4000}}, "from 32 to 2048"),
+        ({"images": {"size": 100}}, "a multiple of 8"),
+        ({"data": {"source": "mimic"}}, "one of 'synthetic', 'real'"),
+        ({"data": {"source": "real"}}, "config key 'data.reflacx_dir'"),
+        ({"seeds": []}, "config key 'seeds'"),
+        ({"seeds": [1, 1]}, "config key 'seeds'"),
+        ({"experiments": ["et", "bogus"]}, "config key 'experiments.1' = 'bogus'"),
+        ({"synthetic": {"image_size": "huge"}}, "config key 'synthetic.image_size'"),
+        ({"synthetic": {"phase1_images": 60}}, "from 0 to 59"),
+    ],
+)
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError) as info:
+        check_config(_merge(_config(), override), SCHEMA)
+    assert message in str(info.value)
+
+
+def test_real_source_with_paths_is_valid(tmp_path):
+    check_config(
+        _merge(_config(), {"data": {"source": "real", "reflacx_dir": "a", "mimic_dir": "b"}}),
+        SCHEMA,
+    )

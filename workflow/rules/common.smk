@@ -1,0 +1,58 @@
+# Paths, helpers and wildcard constraints shared by every rule file.
+import json
+import shlex
+from pathlib import Path
+
+RESULTS = config["results_dir"].rstrip("/")
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+SYNTH = f"{RESULTS}/synthetic"
+ENV = "../../envs/gazeloc.yaml"
+
+# Rules call the package's CLI from this workflow's own source tree, so the code that runs is
+# the code of this checkout, inside or outside a conda environment.
+GAZELOC = (
+    f"PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
+    "${PYTHONPATH:+:$PYTHONPATH} python -m gazeloc"
+)
+
+
+wildcard_constraints:
+    phase="[123]",
+    seed=r"\d+",
+
+
+def is_synthetic():
+    return config["data"]["source"] == "synthetic"
+
+
+def reflacx_dir():
+    """REFLACX root: the generated tree, or the user's copy."""
+    return f"{SYNTH}/reflacx" if is_synthetic() else config["data"]["reflacx_dir"]
+
+
+def mimic_dir():
+    """MIMIC-CXR-JPG root: the generated tree, or the user's copy."""
+    return f"{SYNTH}/mimic-cxr-jpg" if is_synthetic() else config["data"]["mimic_dir"]
+
+
+def val_subjects_file():
+    """The validation-subjects list: the config's, the generator's, or the paper's."""
+    if config["data"]["val_subjects_file"]:
+        return config["data"]["val_subjects_file"]
+    if is_synthetic():
+        return f"{SYNTH}/val_subjects.txt"
+    return str(Path(workflow.basedir) / "src/gazeloc/data/val_subjects_paper.txt")
+
+
+def synthetic_settings():
+    """The generator's settings as JSON (workers excluded: they do not change the data)."""
+    settings = {k: v for k, v in config["synthetic"].items() if k != "workers"}
+    return json.dumps(settings, sort_keys=True)
+
+
+def all_targets():
+    targets = [f"{RESULTS}/data/check.json"]
+    if is_synthetic():
+        targets += [f"{SYNTH}/realism.md", f"{RESULTS}/figures/synthetic_examples.png"]
+    return targets

@@ -1,0 +1,52 @@
+# Synthetic REFLACX + MIMIC-CXR-JPG dataset (data.source: synthetic).
+
+
+rule synthetic_data:
+    output:
+        reflacx=directory(f"{SYNTH}/reflacx"),
+        mimic=directory(f"{SYNTH}/mimic-cxr-jpg"),
+        truth=directory(f"{SYNTH}/ground_truth"),
+        val_subjects=f"{SYNTH}/val_subjects.txt",
+        labeler_dev=f"{SYNTH}/labeler_dev_reading_ids.txt",
+    log:
+        f"{LOGS}/synthetic_data.log",
+    benchmark:
+        f"{BENCH}/synthetic_data.tsv"
+    conda:
+        ENV
+    threads: config["synthetic"]["workers"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=synthetic_settings(),
+    shell:
+        "{GAZELOC} synth --out {SYNTH} --settings {params.settings:q} --workers {threads}"
+        " > {log} 2>&1"
+
+
+rule synthetic_realism:
+    input:
+        reflacx=rules.synthetic_data.output.reflacx,
+        mimic=rules.synthetic_data.output.mimic,
+        truth=rules.synthetic_data.output.truth,
+    output:
+        table=f"{SYNTH}/realism.md",
+        figure=report(
+            f"{RESULTS}/figures/synthetic_examples.png",
+            caption="../report/synthetic_examples.rst",
+            category="Synthetic data",
+        ),
+    log:
+        f"{LOGS}/synthetic_realism.log",
+    benchmark:
+        f"{BENCH}/synthetic_realism.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "{GAZELOC} realism --reflacx {input.reflacx} --mimic {input.mimic}"
+        " --truth {input.truth} --table {output.table} --figure {output.figure} > {log} 2>&1"
