@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
+# Rules run `python -m gazeloc`: put the venv first on PATH for every recipe.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: demo test lint pytest install install-dev clean-results
 

@@ -9,11 +9,11 @@ BENCH = f"{RESULTS}/benchmarks"
 SYNTH = f"{RESULTS}/synthetic"
 ENV = "../../envs/gazeloc.yaml"
 
-# Rules call the package's CLI from this workflow's own source tree, so the code that runs is
-# the code of this checkout, inside or outside a conda environment.
-GAZELOC = (
-    f"PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
-    "${PYTHONPATH:+:$PYTHONPATH} python -m gazeloc"
+# Rules run `python -m gazeloc` from this workflow's own source tree, so the code that runs is
+# the code of this checkout, inside or outside a conda environment (jobs inherit PYTHONPATH).
+shell.prefix(
+    f"export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
+    "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 
 

@@ -19,5 +19,5 @@ rule check_data:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{GAZELOC} check --reflacx {input.reflacx} --mimic {input.mimic}"
+        "python -m gazeloc check --reflacx {input.reflacx} --mimic {input.mimic}"
         " --val-subjects {input.val_subjects} --out {output} > {log} 2>&1"

@@ -21,7 +21,7 @@ rule synthetic_data:
     params:
         settings=synthetic_settings(),
     shell:
-        "{GAZELOC} synth --out {SYNTH} --settings {params.settings:q} --workers {threads}"
+        "python -m gazeloc synth --out $(dirname {output.val_subjects:q}) --settings {params.settings:q} --workers {threads}"
         " > {log} 2>&1"
 
 
@@ -48,5 +48,5 @@ rule synthetic_realism:
         mem_mb=2000,
         runtime=20,
     shell:
-        "{GAZELOC} realism --reflacx {input.reflacx} --mimic {input.mimic}"
+        "python -m gazeloc realism --reflacx {input.reflacx} --mimic {input.mimic}"
         " --truth {input.truth} --table {output.table} --figure {output.figure} > {log} 2>&1"

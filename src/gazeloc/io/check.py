@@ -59,7 +59,7 @@ def check_datasets(
             "reflacx": {},
             "val_subjects": len(val_subjects),
         }
-        missing_meta = ~split.get_column("dicom_id").is_in(meta.get_column("dicom_id"))
+        missing_meta = ~split.get_column("dicom_id").is_in(meta.get_column("dicom_id").implode())
         if missing_meta.any():
             row = int(missing_meta.arg_true()[0])
             raise reflacx.DataFormatError(

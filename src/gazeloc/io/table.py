@@ -12,6 +12,7 @@ import gzip
 import io
 import logging
 import math
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,14 +104,6 @@ def check_header(path: Path, header: Sequence[str], expected: Sequence[str]) -> 
             )
 
 
-def _locate_ragged_row(path: Path, text: str, width: int) -> DataFormatError | None:
-    """The first line whose field count differs from the header's, as an error (or None)."""
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if row and len(row) != width:
-            return DataFormatError(path, f"expected {width} fields, found {len(row)}", line=number)
-    return None
-
-
 def _first_bad(mask: pl.Series) -> int | None:
     idx = mask.arg_true()
     return int(idx[0]) if len(idx) else None
@@ -198,9 +191,16 @@ def read_table(
     check_header(path, header, [c.name for c in columns])
     if crlf and "\n" in text and "\r\n" not in text:
         warn_at(log, path, "LF line endings (REFLACX files are written with CRLF); accepted")
-    bad_width = _locate_ragged_row(path, text, len(header))
-    if bad_width is not None:
-        raise bad_width
+    rows = list(csv.reader(io.StringIO(text)))
+    for number, row in enumerate(rows, start=1):
+        if row and len(row) != len(header):
+            raise DataFormatError(
+                path, f"expected {len(header)} fields, found {len(row)}", line=number
+            )
+    if len(rows) <= SMALL_TABLE_ROWS:
+        converted = _convert_small([r for r in rows[1:] if r], columns)
+        if converted is not None:
+            return converted
     try:
         frame = pl.read_csv(
             io.StringIO(text),
@@ -211,7 +211,112 @@ def read_table(
     except (pl.exceptions.ComputeError, pl.exceptions.ShapeError) as exc:
         raise DataFormatError(path, f"malformed CSV ({exc})") from exc
     frame = frame.with_columns(pl.col(pl.String).str.strip_suffix("\r"))
-    return pl.DataFrame([_convert(path, frame, spec).alias(spec.name) for spec in columns])
+    # Fast path: convert and check every column in one query; only when a check fails is the
+    # table re-examined column by column to name the first offending cell.
+    converted, problems = _convert_all(frame, columns)
+    if problems:
+        for spec in columns:
+            _convert(path, frame, spec)  # raises on the first bad cell of this column
+    return converted
+
+
+SMALL_TABLE_ROWS = 20_000
+"""Tables up to this many lines are converted in Python (polars' per-query overhead dominates
+for the many small REFLACX files); larger ones in one polars query."""
+
+_INT = re.compile(r"-?\d+\Z")
+_DTYPES = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean}
+
+
+def _convert_small(rows: list[list[str]], columns: Sequence[Column]) -> pl.DataFrame | None:
+    """Typed frame of a small table, or None if any cell is bad (the caller then locates it)."""
+    data: dict[str, list] = {}
+    for index, spec in enumerate(columns):
+        cells = [r[index] for r in rows]
+        if cells and cells[-1].endswith("\r"):
+            cells = [c[:-1] if c.endswith("\r") else c for c in cells]
+        values: list = []
+        for cell in cells:
+            if cell == "":
+                if spec.required:
+                    return None
+                values.append(None)
+                continue
+            if spec.kind == "str":
+                if spec.choices is not None and cell not in spec.choices:
+                    return None
+                if spec.pattern is not None and not re.fullmatch(spec.pattern, cell):
+                    return None
+                values.append(cell)
+                continue
+            if spec.kind == "bool":
+                if cell in _TRUE:
+                    values.append(True)
+                elif cell in _FALSE:
+                    values.append(False)
+                else:
+                    return None
+                continue
+            if spec.kind == "int":
+                if not _INT.match(cell):
+                    return None
+                value = int(cell)
+            else:
+                try:
+                    value = float(cell)
+                except ValueError:
+                    return None
+                if spec.finite and not math.isfinite(value):
+                    return None
+            if spec.minimum is not None and value < spec.minimum:
+                return None
+            if spec.maximum is not None and value > spec.maximum:
+                return None
+            values.append(value)
+        data[spec.name] = values
+    return pl.DataFrame(data, schema={c.name: _DTYPES[c.kind] for c in columns})
+
+
+def _column_exprs(spec: Column) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, row is bad) expressions for one column."""
+    raw = pl.col(spec.name)
+    missing = raw.is_null()
+    bad = missing if spec.required else pl.lit(False)
+    if spec.kind == "str":
+        value = raw
+        if spec.pattern is not None:
+            bad = bad | (~missing & ~raw.str.contains(f"^(?:{spec.pattern})$").fill_null(False))
+        if spec.choices is not None:
+            bad = bad | (~missing & ~raw.is_in(list(spec.choices)))
+        return value, bad
+    if spec.kind == "bool":
+        bad = bad | (~missing & ~raw.is_in(sorted(_TRUE | _FALSE)))
+        value = pl.when(missing).then(None).otherwise(raw.is_in(sorted(_TRUE)))
+        return value, bad
+    if spec.kind == "int":
+        value = raw.str.to_integer(strict=False)
+        bad = bad | (~missing & value.is_null())
+    else:
+        value = raw.cast(pl.Float64, strict=False)
+        bad = bad | (~missing & value.is_null())
+        if spec.finite:
+            bad = bad | (~missing & ~value.is_finite().fill_null(True))
+    if spec.minimum is not None:
+        bad = bad | (value < spec.minimum).fill_null(False)
+    if spec.maximum is not None:
+        bad = bad | (value > spec.maximum).fill_null(False)
+    return value, bad
+
+
+def _convert_all(frame: pl.DataFrame, columns: Sequence[Column]) -> tuple[pl.DataFrame, bool]:
+    values, bads = [], []
+    for spec in columns:
+        value, bad = _column_exprs(spec)
+        values.append(value.alias(spec.name))
+        bads.append(bad)
+    out = frame.select(*values, pl.any_horizontal(*bads).any().alias("__bad"))
+    problems = bool(out.height and out.get_column("__bad")[0])
+    return out.drop("__bad"), problems
 
 
 def format_float(value: float) -> str:
