@@ -11,7 +11,7 @@ from gazeloc.config import check_config  # noqa: E402
 min_version("9.0")
 
 
-configfile: "config.yaml"
+configfile: str(Path(workflow.basedir) / "config.yaml")
 
 
 check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")

@@ -1,5 +1,8 @@
 # Synthetic REFLACX + MIMIC-CXR-JPG dataset (data.source: synthetic).
 
+if is_synthetic():
+    TARGETS.extend([f"{SYNTH}/realism.md", f"{RESULTS}/figures/synthetic_examples.png"])
+
 
 rule synthetic_data:
     output:

@@ -480,7 +480,11 @@ def run_study(study: StudyPlan, root: Path, settings: SynthSettings) -> dict:
             / relative_jpg_path(study.subject_id, study.study_id, image.dicom_id)
         )
         if image.view in ("LATERAL", "LL"):
-            _save_jpeg(path, render_lateral(image.width, image.height, rng))
+            # Lateral views only have to exist (the paper's filter drops them): render them
+            # at half size and upscale, which halves the demo's generation time on them.
+            small = render_lateral(max(64, image.width // 2), max(64, image.height // 2), rng)
+            lateral = Image.fromarray(small).resize((image.width, image.height), Image.BILINEAR)
+            _save_jpeg(path, np.asarray(lateral))
             anatomy = None
         else:
             anatomy = sample_anatomy(image.width, image.height, rng, view=image.view)
