@@ -18,7 +18,6 @@ from gazeloc.labels import CHEXPERT_COLUMNS, reflacx_labels
 from gazeloc.splits import read_id_list, read_val_subjects
 from gazeloc.synthetic.generate import SynthSettings, generate
 
-
 FIX_HEADER = (
     "timestamp_start_fixation,timestamp_end_fixation,x_position,y_position,"
     "pupil_area_normalized,angular_resolution_x_pixels_per_degree,"
@@ -251,3 +250,22 @@ def test_same_seed_same_bytes_any_workers(tmp_path, tiny_settings):
 def test_unknown_setting_is_rejected():
     with pytest.raises(ValueError, match="unknown synthetic setting"):
         SynthSettings.from_mapping({"sed": 1})
+
+
+def test_real_image_sizes_are_planned():
+    from gazeloc.synthetic.generate import plan_dataset
+
+    studies, _, _ = plan_dataset(
+        SynthSettings(
+            seed=1,
+            mimic_studies=30,
+            phase1_images=0,
+            phase2_images=0,
+            phase3_readings=5,
+            image_size="real",
+        )
+    )
+    sizes = [max(i.width, i.height) for s in studies for i in s.images]
+    assert 2500 <= min(sizes) and max(sizes) <= 3056
+    ratios = [min(i.width, i.height) / max(i.width, i.height) for s in studies for i in s.images]
+    assert 0.79 <= min(ratios) and max(ratios) <= 0.97

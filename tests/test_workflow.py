@@ -100,3 +100,26 @@ def test_lint_is_clean():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_report_builds(tiny_run):
+    report = tiny_run / "results-tiny" / "report.html"
+    result = _run(["--cores", "1", "--configfile", TINY, "--report", str(report)], tiny_run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    html = report.read_text(errors="replace")
+    assert "synthetic_examples.png" in html
+
+
+def test_project_never_reads_shared():
+    """The spec folder beside the checkout does not exist for users."""
+    needle = "../" + "shared"
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("src", "workflow", "tests", "bench")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file()
+        and path.suffix in {".py", ".smk", ".yaml", ".txt", ".md"}
+        and needle in path.read_text(errors="ignore")
+    ]
+    assert offenders == []

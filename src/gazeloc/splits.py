@@ -88,46 +88,99 @@ def check_val_subjects(
 
 
 def check_reflacx_split(
-    metadata: pl.DataFrame, mimic_split: pl.DataFrame, path: str | Path
+    metadata: pl.DataFrame,
+    mimic_split: pl.DataFrame,
+    path: str | Path,
+    mimic_metadata: pl.DataFrame | None = None,
 ) -> None:
-    """REFLACX ``split`` and ``subject_id`` must equal MIMIC's for the same ``dicom_id``."""
-    joined = (
-        metadata.select(pl.int_range(pl.len()).alias("_row"), "dicom_id", "split", "subject_id")
-        .join(
-            mimic_split.select(
+    """REFLACX rows must agree with MIMIC for the same ``dicom_id`` (data-formats.md §C).
+
+    ``split``, ``subject_id`` and the study id of the ``image`` path must equal MIMIC's split
+    table; with ``mimic_metadata`` also ``image_size_x/y`` = ``Columns/Rows`` and a frontal
+    (PA or AP) view. Errors name the REFLACX metadata file, line and column.
+    """
+    split = mimic_split.select(
+        "dicom_id",
+        pl.col("split").alias("_split"),
+        pl.col("subject_id").alias("_subject"),
+        pl.col("study_id").alias("_study"),
+    )
+    joined = metadata.with_row_index("_row").join(split, on="dicom_id", how="left").sort("_row")
+    if mimic_metadata is not None:
+        joined = joined.join(
+            mimic_metadata.select(
                 "dicom_id",
-                pl.col("split").alias("_mimic_split"),
-                pl.col("subject_id").alias("_mimic_subject"),
+                pl.col("Columns").alias("_columns"),
+                pl.col("Rows").alias("_rows"),
+                pl.col("ViewPosition").alias("_view"),
             ),
             on="dicom_id",
             how="left",
-        )
-        .sort("_row")
-    )
-    absent = joined.get_column("_mimic_split").is_null()
-    if absent.any():
-        row = int(absent.arg_true()[0])
+        ).sort("_row")
+
+    def first(mask: pl.Series) -> int | None:
+        hits = mask.fill_null(True).arg_true()
+        return int(hits[0]) if len(hits) else None
+
+    row = first(joined["_split"].is_null())
+    if row is not None:
         raise DataFormatError(
             path,
             f"dicom_id {joined['dicom_id'][row]} is not in the MIMIC split table",
             line=row + 2,
             column="dicom_id",
         )
-    differs = joined.get_column("split") != joined.get_column("_mimic_split")
-    if differs.any():
-        row = int(differs.arg_true()[0])
-        raise DataFormatError(
-            path,
-            f"split '{joined['split'][row]}' differs from MIMIC's '{joined['_mimic_split'][row]}'",
-            line=row + 2,
-            column="split",
-        )
-    differs = joined.get_column("subject_id") != joined.get_column("_mimic_subject")
-    if differs.any():
-        row = int(differs.arg_true()[0])
-        raise DataFormatError(
-            path,
-            "subject_id differs from MIMIC's for this dicom_id",
-            line=row + 2,
-            column="subject_id",
-        )
+    checks = [
+        (
+            "split",
+            joined["split"] != joined["_split"],
+            "split '{}' differs from MIMIC's '{}'",
+            "_split",
+        ),
+        (
+            "subject_id",
+            joined["subject_id"] != joined["_subject"],
+            "subject_id {} differs from MIMIC's {} for this dicom_id",
+            "_subject",
+        ),
+        (
+            "image",
+            joined["study_id"] != joined["_study"],
+            "study id {} of the image path differs from MIMIC's {}",
+            "_study",
+        ),
+    ]
+    if mimic_metadata is not None:
+        checks += [
+            (
+                "image_size_x",
+                joined["image_size_x"] != joined["_columns"],
+                "image_size_x {} differs from MIMIC's Columns {}",
+                "_columns",
+            ),
+            (
+                "image_size_y",
+                joined["image_size_y"] != joined["_rows"],
+                "image_size_y {} differs from MIMIC's Rows {}",
+                "_rows",
+            ),
+        ]
+    for column, mask, message, other in checks:
+        row = first(mask)
+        if row is not None:
+            source = "study_id" if column == "image" else column
+            raise DataFormatError(
+                path,
+                message.format(joined[source][row], joined[other][row]),
+                line=row + 2,
+                column=column,
+            )
+    if mimic_metadata is not None:
+        row = first(~joined["_view"].is_in(["PA", "AP"]))
+        if row is not None:
+            raise DataFormatError(
+                path,
+                f"the image's MIMIC ViewPosition is '{joined['_view'][row]}', not PA or AP",
+                line=row + 2,
+                column="dicom_id",
+            )

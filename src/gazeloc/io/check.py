@@ -71,7 +71,7 @@ def check_datasets(
         for phase in reflacx.phases_present(reflacx_root):
             frame = reflacx.read_metadata(reflacx_root, phase)
             path = reflacx.metadata_path(reflacx_root, phase)
-            check_reflacx_split(frame, split, path)
+            check_reflacx_split(frame, split, path, meta)
             check_val_subjects(frame, val_subjects, path)
             readings = reflacx.readings_from_metadata(reflacx_root, frame)
             for reading in tqdm(

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from gazeloc.errors import DataFormatError, warn_at
@@ -177,9 +178,11 @@ def read_metadata(root: str | Path, phase: int) -> pl.DataFrame:
             raise _fail_row(
                 path, row, "eye_tracking_data_discarded", "phase 3 has no discarded readings"
             )
+    certainty_names = []
     for column in _label_columns(phase):
         if column.kind != "int":
             continue
+        certainty_names.append(column.name)
         values = frame.get_column(column.name)
         negative = values < 0
         if negative.any():
@@ -192,6 +195,7 @@ def read_metadata(root: str | Path, phase: int) -> pl.DataFrame:
                 column=column.name,
             )
     return frame.with_columns(
+        pl.col(certainty_names).clip(lower_bound=0),
         pl.col("subject_id").cast(pl.Int64),
         pl.Series("study_id", studies, dtype=pl.Int64),
         pl.lit(phase, dtype=pl.Int64).alias("phase"),
@@ -203,59 +207,38 @@ def phases_present(root: str | Path) -> list[int]:
     return [p for p in PHASES if metadata_path(root, p).is_file()]
 
 
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
+
+
 def check_fixations(path: Path, frame: pl.DataFrame, width: int, height: int) -> None:
-    """Time order and geometry checks of a fixations table (errors and warnings)."""
-    start = frame.get_column("timestamp_start_fixation")
-    end = frame.get_column("timestamp_end_fixation")
-    negative = end < start
-    if negative.any():
-        row = int(negative.arg_true()[0])
+    """Time order and geometry checks of a fixations table (errors and warnings).
+
+    Errors: a fixation ending before it starts, start times going backwards, an empty
+    displayed or screen rectangle. Warnings: zero durations, overlaps, positions outside the
+    image, a displayed rectangle beyond the image (heatmaps clip it to the image).
+    """
+    col = {name: frame.get_column(name).to_numpy() for name in frame.columns}
+    start = col["timestamp_start_fixation"]
+    end = col["timestamp_end_fixation"]
+    row = _first(end < start)
+    if row is not None:
         raise _fail_row(
             path,
             row,
             "timestamp_end_fixation",
             f"fixation ends before it starts ({start[row]} > {end[row]})",
         )
-    backwards = start.diff() < 0
-    if backwards.any():
-        row = int(backwards.arg_true()[0])
+    backwards = np.zeros(len(start), dtype=bool)
+    backwards[1:] = start[1:] < start[:-1]
+    row = _first(backwards)
+    if row is not None:
         raise _fail_row(
             path,
             row,
             "timestamp_start_fixation",
             f"timestamps go backwards ({start[row - 1]} then {start[row]})",
-        )
-    zero = end == start
-    if zero.any():
-        row = int(zero.arg_true()[0])
-        warn_at(
-            log,
-            path,
-            f"{int(zero.sum())} fixation(s) of zero duration (weight 0)",
-            line=row + 2,
-            column="timestamp_end_fixation",
-        )
-    overlap = start < end.shift(1)
-    if overlap.any():
-        row = int(overlap.arg_true()[0])
-        warn_at(
-            log,
-            path,
-            f"{int(overlap.sum())} fixation(s) overlap the previous one",
-            line=row + 2,
-            column="timestamp_start_fixation",
-        )
-    x = frame.get_column("x_position")
-    y = frame.get_column("y_position")
-    outside = (x < 0) | (x >= width) | (y < 0) | (y >= height)
-    if outside.any():
-        row = int(outside.arg_true()[0])
-        warn_at(
-            log,
-            path,
-            f"{int(outside.sum())} fixation(s) outside the {width}x{height} image",
-            line=row + 2,
-            column="x_position",
         )
     for lo, hi in (
         ("xmin_shown_from_image", "xmax_shown_from_image"),
@@ -263,25 +246,42 @@ def check_fixations(path: Path, frame: pl.DataFrame, width: int, height: int) ->
         ("xmin_in_screen_coordinates", "xmax_in_screen_coordinates"),
         ("ymin_in_screen_coordinates", "ymax_in_screen_coordinates"),
     ):
-        inverted = frame.get_column(hi) <= frame.get_column(lo)
-        if inverted.any():
-            row = int(inverted.arg_true()[0])
+        row = _first(col[hi] <= col[lo])
+        if row is not None:
             raise _fail_row(path, row, hi, f"empty rectangle ({lo} >= {hi})")
-    beyond = (
-        (frame.get_column("xmin_shown_from_image") < 0)
-        | (frame.get_column("ymin_shown_from_image") < 0)
-        | (frame.get_column("xmax_shown_from_image") > width)
-        | (frame.get_column("ymax_shown_from_image") > height)
+    zero = end == start
+    overlap = np.zeros(len(start), dtype=bool)
+    overlap[1:] = start[1:] < end[:-1]
+    x, y = col["x_position"], col["y_position"]
+    outside_x = (x < 0) | (x >= width)
+    outside = outside_x | (y < 0) | (y >= height)
+    beyond = {
+        "xmin_shown_from_image": col["xmin_shown_from_image"] < 0,
+        "ymin_shown_from_image": col["ymin_shown_from_image"] < 0,
+        "xmax_shown_from_image": col["xmax_shown_from_image"] > width,
+        "ymax_shown_from_image": col["ymax_shown_from_image"] > height,
+    }
+    any_beyond = np.logical_or.reduce(list(beyond.values()))
+    warnings = (
+        (zero, "fixation(s) of zero duration (weight 0)", "timestamp_end_fixation"),
+        (overlap, "fixation(s) overlap the previous one", "timestamp_start_fixation"),
+        (outside, f"fixation(s) outside the {width}x{height} image", None),
+        (
+            any_beyond,
+            "fixation(s) whose displayed rectangle extends beyond the image "
+            "(clipped to the image when rendering)",
+            None,
+        ),
     )
-    if beyond.any():
-        row = int(beyond.arg_true()[0])
-        warn_at(
-            log,
-            path,
-            "displayed rectangle extends beyond the image; clipped to it",
-            line=row + 2,
-            column="xmin_shown_from_image",
-        )
+    for mask, message, column in warnings:
+        row = _first(mask)
+        if row is None:
+            continue
+        if mask is outside:
+            column = "x_position" if outside_x[row] else "y_position"
+        elif mask is any_beyond:
+            column = next(name for name, flags in beyond.items() if flags[row])
+        warn_at(log, path, f"{int(mask.sum())} {message}", line=row + 2, column=column)
 
 
 def read_fixations(path: str | Path, *, width: int, height: int) -> pl.DataFrame:
@@ -326,22 +326,24 @@ def read_transcript(reading_dir: str | Path) -> Transcript:
     lines = raw.splitlines()
     if not lines or not lines[0].strip():
         raise DataFormatError(text_path, "empty transcription", line=1)
+    if len(lines) > 1 and any(line.strip() for line in lines[1:]):
+        warn_at(log, text_path, "more than one line; only the first is the report", line=2)
     text = lines[0].strip()
     words = read_table(words_path, WORD_COLUMNS, crlf=True)
-    start = words.get_column("timestamp_start_word")
-    end = words.get_column("timestamp_end_word")
-    inverted = end < start
-    if inverted.any():
-        row = int(inverted.arg_true()[0])
+    start = words.get_column("timestamp_start_word").to_numpy()
+    end = words.get_column("timestamp_end_word").to_numpy()
+    row = _first(end < start)
+    if row is not None:
         raise _fail_row(
             words_path,
             row,
             "timestamp_end_word",
             f"word ends before it starts ({start[row]} > {end[row]})",
         )
-    backwards = start.diff() < 0
-    if backwards.any():
-        row = int(backwards.arg_true()[0])
+    backwards = np.zeros(len(start), dtype=bool)
+    backwards[1:] = start[1:] < start[:-1]
+    row = _first(backwards)
+    if row is not None:
         raise _fail_row(
             words_path,
             row,
@@ -523,8 +525,8 @@ def read_readings(root: str | Path, phases: Iterable[int] | None = None) -> list
 
 
 def check_reading_files(reading: ReflacxReading) -> None:
-    """Check that a reading has exactly the files its discarded flag implies, and read them."""
-    reading.ellipses()
+    """Read and check all of a reading's files (and that ellipses agree with the metadata)."""
+    check_ellipse_consistency(reading, reading.ellipses())
     reading.chest_box()
     if reading.discarded:
         for name in ("fixations.csv", "timestamps_transcription.csv", "transcription.txt"):
