@@ -1,0 +1,1 @@
+"""Result tables, figures and report items."""

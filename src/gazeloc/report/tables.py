@@ -1,0 +1,324 @@
+"""Result tables from tidy metrics: thresholds and sources chosen on validation, mean and 95%
+CI over seeds (design.md "Contracts": summary, auc_per_label, iou_per_label, ablation).
+
+Tidy metrics (``results/metrics/{experiment}/seed{seed}/{split}.parquet``) have the columns
+``experiment, seed, split, dataset, metric, source, label, threshold, value, n_positive``.
+
+Selection (reference-method.md §9.4, with the threshold-pooling quirk fixed): for each
+experiment, heatmap source and label, the threshold is the first maximiser of the validation
+IoU averaged over seeds, and it is applied to every seed's test IoU. The reported source is
+the one with the best mean validation IoU (``validation``) or the reference's fixed choice
+(``reference``: spatial activations for ``unannotated``, the decoder otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from gazeloc.ioutil import atomic_write_text
+from gazeloc.labels import DISPLAY_NAMES, MODEL_LABELS
+from gazeloc.metrics import first_argmax, mean_ci
+
+SOURCES = ("grid", "decoder", "gradcam")
+SOURCE_NAMES = {"grid": "spatial activations", "decoder": "decoder", "gradcam": "Grad-CAM"}
+CI_NAMES = {
+    "t": "95% CI: Student t over seeds (sample SD, n-1 degrees of freedom)",
+    "normal_pop": "95% CI: mean ± 1.96·SD/√n over seeds (population SD, the reference's)",
+}
+ABLATION_FLAGS = ("lsh", "brn", "mra", "mtl")
+_LABEL_ORDER = {label: i for i, label in enumerate(MODEL_LABELS)}
+
+
+def select_thresholds(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Per experiment, source and label: the validation-chosen threshold and its mean IoU."""
+    val = metrics.filter(
+        (pl.col("split") == "val") & (pl.col("dataset") == "reflacx") & (pl.col("metric") == "iou")
+    ).drop_nans("value")
+    means = (
+        val.group_by("experiment", "source", "label", "threshold")
+        .agg(pl.col("value").mean())
+        .sort("experiment", "source", "label", "threshold")
+    )
+    rows = []
+    for (experiment, source, label), group in means.group_by(
+        "experiment", "source", "label", maintain_order=True
+    ):
+        best = first_argmax(group["value"].to_numpy())
+        rows.append((experiment, source, label, group["threshold"][best], group["value"][best]))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "experiment": pl.String,
+            "source": pl.String,
+            "label": pl.String,
+            "threshold": pl.Float64,
+            "val_iou": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+def select_sources(thresholds: pl.DataFrame, mode: str) -> dict[str, str]:
+    """The reported heatmap source of each experiment."""
+    chosen: dict[str, str] = {}
+    for experiment in thresholds["experiment"].unique(maintain_order=True).to_list():
+        available = thresholds.filter(pl.col("experiment") == experiment)
+        if mode == "reference":
+            want = "grid" if experiment == "unannotated" else "decoder"
+            names = set(available["source"])
+            chosen[experiment] = want if want in names else "grid"
+        elif mode == "validation":
+            score = available.group_by("source").agg(pl.col("val_iou").mean())
+            best = max(
+                SOURCES,
+                key=lambda s: (
+                    score.filter(pl.col("source") == s)["val_iou"].max() or -math.inf,
+                    -SOURCES.index(s),
+                ),
+            )
+            chosen[experiment] = best
+        else:
+            raise ValueError(f"unknown source selection {mode!r} (validation or reference)")
+    return chosen
+
+
+def test_iou_per_seed(
+    metrics: pl.DataFrame, thresholds: pl.DataFrame, sources: Mapping[str, str]
+) -> pl.DataFrame:
+    """Test IoU per experiment, seed and label at the selected source and threshold."""
+    chosen = thresholds.filter(
+        pl.struct("experiment", "source").map_elements(
+            lambda r: sources.get(r["experiment"]) == r["source"], return_dtype=pl.Boolean
+        )
+    ).select("experiment", "source", "label", "threshold")
+    test = metrics.filter(
+        (pl.col("split") == "test") & (pl.col("dataset") == "reflacx") & (pl.col("metric") == "iou")
+    )
+    return (
+        test.join(chosen, on=["experiment", "source", "label", "threshold"], how="inner")
+        .drop_nans("value")
+        .select("experiment", "seed", "label", "value")
+    )
+
+
+def test_auc_per_seed(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Test AUC on MIMIC per experiment, seed and label."""
+    return (
+        metrics.filter(
+            (pl.col("split") == "test")
+            & (pl.col("dataset") == "mimic")
+            & (pl.col("metric") == "auc")
+        )
+        .drop_nans("value")
+        .select("experiment", "seed", "label", "value")
+    )
+
+
+def _ci_rows(groups: pl.DataFrame, keys: Sequence[str], method: str) -> pl.DataFrame:
+    rows = []
+    for key, group in groups.group_by(*keys, maintain_order=True):
+        values = group.sort("seed")["value"].to_list()
+        mean, low, high = mean_ci(values, method)
+        rows.append((*key, mean, low, high, len(values)))
+    schema = {k: groups.schema[k] for k in keys}
+    schema.update(
+        {"mean": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "n_seeds": pl.Int64}
+    )
+    return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
+        pl.col("ci_low", "ci_high").fill_nan(None)
+    )
+
+
+def _order(frame: pl.DataFrame, experiments: Sequence[str]) -> pl.DataFrame:
+    rank = {e: i for i, e in enumerate(experiments)}
+    cols = [pl.col("experiment").replace_strict(rank, default=len(rank)).alias("_e")]
+    if "label" in frame.columns:
+        cols.append(pl.col("label").replace_strict(_LABEL_ORDER, default=99).alias("_l"))
+    by = [c.meta.output_name() for c in cols]
+    return frame.with_columns(cols).sort(by).drop(by)
+
+
+def per_label_table(
+    per_seed: pl.DataFrame, method: str, experiments: Sequence[str]
+) -> pl.DataFrame:
+    """``experiment, label, mean, ci_low, ci_high, n_seeds`` (canonical label order)."""
+    return _order(_ci_rows(per_seed, ["experiment", "label"], method), experiments)
+
+
+def seed_means(per_seed: pl.DataFrame) -> pl.DataFrame:
+    """Average over labels per experiment and seed (then CIs are taken over seeds)."""
+    return per_seed.group_by("experiment", "seed").agg(pl.col("value").mean())
+
+
+def summary_table(
+    auc: pl.DataFrame, iou: pl.DataFrame, method: str, experiments: Sequence[str]
+) -> pl.DataFrame:
+    """``experiment, metric, mean, ci_low, ci_high, n_seeds``: labels averaged per seed first."""
+    parts = []
+    for metric, per_seed in (("auc", auc), ("iou", iou)):
+        rows = _ci_rows(seed_means(per_seed).sort("experiment", "seed"), ["experiment"], method)
+        parts.append(rows.with_columns(pl.lit(metric).alias("metric")))
+    frame = pl.concat(parts).select("experiment", "metric", "mean", "ci_low", "ci_high", "n_seeds")
+    return _order(frame, experiments).sort(
+        pl.col("experiment").replace_strict(
+            {e: i for i, e in enumerate(experiments)}, default=len(experiments)
+        ),
+        "metric",
+    )
+
+
+def ablation_table(
+    iou: pl.DataFrame,
+    flags: Mapping[str, Mapping[str, bool]],
+    method: str,
+    experiments: Sequence[str],
+) -> pl.DataFrame:
+    """``experiment, lsh, brn, mra, mtl, mean, ci_low, ci_high, n_seeds`` (IoU)."""
+    rows = _ci_rows(
+        seed_means(iou.filter(pl.col("experiment").is_in(list(flags)))).sort("experiment", "seed"),
+        ["experiment"],
+        method,
+    )
+    rows = rows.with_columns(
+        pl.col("experiment")
+        .replace_strict({e: bool(flags[e][f]) for e in flags}, return_dtype=pl.Boolean)
+        .alias(f)
+        for f in ABLATION_FLAGS
+    )
+    order = [e for e in experiments if e in flags]
+    return _order(
+        rows.select("experiment", *ABLATION_FLAGS, "mean", "ci_low", "ci_high", "n_seeds"), order
+    )
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def cell(mean: float, low: float | None, high: float | None) -> str:
+    """``0.765 [0.763, 0.767]`` (the mean alone when the interval is undefined)."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _note(frame: pl.DataFrame, method: str) -> str:
+    n = sorted(set(frame["n_seeds"].to_list()))
+    seeds = ", ".join(str(v) for v in n)
+    return f"Mean over seeds (n = {seeds}); {CI_NAMES[method]}."
+
+
+def per_label_markdown(
+    table: pl.DataFrame, title: str, method: str, experiments: Sequence[str], source_note: str = ""
+) -> str:
+    present = [e for e in experiments if e in set(table["experiment"])]
+    lines = [
+        f"# {title}",
+        "",
+        "| Label | " + " | ".join(present) + " |",
+        "|---|" + "---|" * len(present),
+    ]
+    for label in MODEL_LABELS:
+        cells = []
+        for experiment in present:
+            row = table.filter((pl.col("experiment") == experiment) & (pl.col("label") == label))
+            cells.append(
+                cell(row["mean"][0], row["ci_low"][0], row["ci_high"][0]) if row.height else "–"
+            )
+        if any(c != "–" for c in cells):
+            lines.append(f"| {DISPLAY_NAMES[label]} | " + " | ".join(cells) + " |")
+    lines += ["", _note(table, method) + (" " + source_note if source_note else "")]
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(
+    table: pl.DataFrame, method: str, experiments: Sequence[str], source_note: str
+) -> str:
+    lines = [
+        "# Summary (test)",
+        "",
+        "| Experiment | AUC (MIMIC) | IoU (REFLACX) |",
+        "|---|---|---|",
+    ]
+    for experiment in [e for e in experiments if e in set(table["experiment"])]:
+        cells = []
+        for metric in ("auc", "iou"):
+            row = table.filter((pl.col("experiment") == experiment) & (pl.col("metric") == metric))
+            cells.append(
+                cell(row["mean"][0], row["ci_low"][0], row["ci_high"][0]) if row.height else "–"
+            )
+        lines.append(f"| {experiment} | " + " | ".join(cells) + " |")
+    lines += ["", _note(table, method) + " Labels are averaged per seed first. " + source_note]
+    return "\n".join(lines) + "\n"
+
+
+def ablation_markdown(table: pl.DataFrame, method: str) -> str:
+    lines = [
+        "# Ablation (test IoU)",
+        "",
+        "| Experiment | LSH | BRN | MRA | MTL | IoU |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in table.iter_rows(named=True):
+        marks = " | ".join("✓" if row[f] else "" for f in ABLATION_FLAGS)
+        lines.append(
+            f"| {row['experiment']} | {marks} | "
+            f"{cell(row['mean'], row['ci_low'], row['ci_high'])} |"
+        )
+    lines += [
+        "",
+        _note(table, method) + " LSH: label-specific heatmaps; BRN: balanced range "
+        "normalisation; MRA: multi-resolution architecture; MTL: decoder (multi-task).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(frame: pl.DataFrame) -> str:
+    return frame.write_csv(float_precision=6, null_value="")
+
+
+def write_tables(
+    metrics: pl.DataFrame,
+    out_dir: str | Path,
+    *,
+    experiments: Sequence[str],
+    ci_method: str = "t",
+    source: str = "validation",
+    ablation_flags: Mapping[str, Mapping[str, bool]] | None = None,
+) -> dict[str, Path]:
+    """Write summary, auc_per_label, iou_per_label (and ablation) as .csv and .md."""
+    out = Path(out_dir)
+    thresholds = select_thresholds(metrics)
+    sources = select_sources(thresholds, source)
+    source_note = "Heatmap source per experiment ({}): {}.".format(
+        "chosen on validation IoU" if source == "validation" else "the reference's choice",
+        ", ".join(f"{e}: {SOURCE_NAMES[sources[e]]}" for e in experiments if e in sources),
+    )
+    auc = test_auc_per_seed(metrics)
+    iou = test_iou_per_seed(metrics, thresholds, sources)
+    tables = {
+        "summary": (summary_table(auc, iou, ci_method, experiments), None),
+        "auc_per_label": (per_label_table(auc, ci_method, experiments), "AUC per label (test)"),
+        "iou_per_label": (per_label_table(iou, ci_method, experiments), "IoU per label (test)"),
+    }
+    written: dict[str, Path] = {}
+    for name, (table, title) in tables.items():
+        if name == "summary":
+            md = summary_markdown(table, ci_method, experiments, source_note)
+        else:
+            md = per_label_markdown(
+                table, title, ci_method, experiments, source_note if name == "iou_per_label" else ""
+            )
+        atomic_write_text(out / f"{name}.csv", _csv(table))
+        atomic_write_text(out / f"{name}.md", md)
+        written[name] = out / f"{name}.csv"
+    flags = {e: f for e, f in (ablation_flags or {}).items() if e in experiments}
+    if flags:
+        table = ablation_table(iou, flags, ci_method, experiments)
+        atomic_write_text(out / "ablation.csv", _csv(table))
+        atomic_write_text(out / "ablation.md", ablation_markdown(table, ci_method))
+        written["ablation"] = out / "ablation.csv"
+    return written
