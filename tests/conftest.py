@@ -30,3 +30,10 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
     generate(out, TINY, workers=1, progress=False)
     return out
+
+
+def pytest_collection_modifyitems(items):
+    """Run the SLURM tests last: once SLURM's client tools are installed but its daemons are
+    stopped, the executor plugin's probes (run when Snakemake loads its plugins) wait for
+    their timeouts, which would slow every later Snakemake call in the session."""
+    items.sort(key=lambda item: item.path.name == "test_slurm.py")
