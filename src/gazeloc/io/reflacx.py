@@ -476,18 +476,7 @@ class ReflacxReading:
 def readings_from_metadata(root: str | Path, frame: pl.DataFrame) -> list[ReflacxReading]:
     """Build :class:`ReflacxReading` objects from a frame returned by :func:`read_metadata`."""
     root = Path(root)
-    base = {
-        "id",
-        "split",
-        "eye_tracking_data_discarded",
-        "image",
-        "dicom_id",
-        "subject_id",
-        "image_size_x",
-        "image_size_y",
-        "study_id",
-        "phase",
-    }
+    base = {c.name for c in BASE_COLUMNS} | {"study_id", "phase"}
     readings = []
     for row in frame.iter_rows(named=True):
         labels = {k: v for k, v in row.items() if k not in base}

@@ -31,6 +31,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from gazeloc.io.mimic import relative_jpg_path
+from gazeloc.io.reflacx import metadata_columns
 from gazeloc.labels import CHEXPERT_COLUMNS, reflacx_labels
 from gazeloc.synthetic.anatomy import place_device, place_finding, sample_anatomy
 from gazeloc.synthetic.cases import chexpert_row, reader_certainty, sample_case
@@ -611,37 +612,16 @@ def _mimic_tables(studies: list[StudyPlan], results: list[dict], root: Path) -> 
     )
 
 
+_DTYPES = {"str": pl.String, "int": pl.Int64, "bool": pl.Boolean}
+
+
 def _reflacx_tables(results: list[dict], root: Path) -> None:
     rows = [r["row"] for result in results for r in result["readings"]]
     for phase in (1, 2, 3):
         phase_rows = [r for r in rows if r["id"][1] == str(phase)]
         if not phase_rows:
             continue
-        columns = [
-            "id",
-            "split",
-            "eye_tracking_data_discarded",
-            "image",
-            "dicom_id",
-            "subject_id",
-            "image_size_x",
-            "image_size_y",
-            *reflacx_labels(phase),
-        ]
-        schema = {c: pl.String for c in columns}
-        schema.update(
-            {
-                "eye_tracking_data_discarded": pl.Boolean,
-                "image_size_x": pl.Int64,
-                "image_size_y": pl.Int64,
-                "Support devices": pl.Boolean,
-            }
-        )
-        if phase == 1:
-            schema["Quality issue"] = pl.Boolean
-        for name in reflacx_labels(phase):
-            if name not in ("Support devices", "Quality issue", "Other"):
-                schema[name] = pl.Int64
+        schema = {c.name: _DTYPES[c.kind] for c in metadata_columns(phase)}
         frame = pl.DataFrame(phase_rows, schema=schema)
         frame = frame.sort("image" if phase == 3 else "id")
         write_reflacx_csv(root / "reflacx" / "main_data" / f"metadata_phase_{phase}.csv", frame)
