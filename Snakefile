@@ -21,6 +21,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/images.smk"
 
 
 rule all:

@@ -41,6 +41,59 @@ def _realism(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_list(args: argparse.Namespace) -> int:
+    from gazeloc.images.index import write_image_list
+
+    write_image_list(args.mimic, args.reflacx, args.out)
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from gazeloc.images.index import write_index
+
+    write_index(
+        args.images,
+        args.mimic,
+        args.reflacx,
+        args.val_subjects,
+        args.out,
+        args.counts_csv,
+        args.counts_md,
+        uncertain_as=args.uncertain_as,
+        blank_as=args.blank_as,
+        dedupe_reflacx=args.dedupe_reflacx,
+    )
+    return 0
+
+
+def _shard(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from gazeloc.images.shards import write_shard
+
+    write_shard(
+        pl.read_parquet(args.images),
+        args.mimic,
+        args.out,
+        args.skipped,
+        shard=args.shard,
+        n_shards=args.shards,
+        size=args.size,
+        compression=args.compression,
+        dct_scaling=args.dct_scaling == "true",
+        on_bad_image=args.on_bad_image,
+        workers=args.workers,
+    )
+    return 0
+
+
+def _shard_merge(args: argparse.Namespace) -> int:
+    from gazeloc.images.shards import merge_shards
+
+    merge_shards(args.shards, args.skipped, args.manifest, args.skipped_out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gazeloc",
@@ -88,6 +141,82 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-subjects", type=Path, required=True, help="validation subjects list")
     p.add_argument("--out", type=Path, required=True, help="JSON summary")
     p.set_defaults(func=_check)
+
+    p = sub.add_parser(
+        "image-list",
+        help="list the MIMIC-CXR-JPG images the study uses (paper's filter + REFLACX images)",
+        description="Write the image list (parquet): images whose study has a CheXpert row, "
+        "with view PA or AP and the only frontal image of the study, plus every REFLACX "
+        "image. Image shards are made from this list.",
+    )
+    p.add_argument("--mimic", type=Path, required=True, help="MIMIC-CXR-JPG root")
+    p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
+    p.add_argument("--out", type=Path, required=True, help="image list (parquet)")
+    p.set_defaults(func=_image_list)
+
+    p = sub.add_parser(
+        "index",
+        help="index of the images: splits, 10 labels, set membership; dataset counts",
+        description="Write index.parquet (the image list with study split, the 10 model "
+        "labels from the CheXpert columns, in_mimic/in_reflacx flags and REFLACX reading "
+        "ids) and dataset_counts.csv/.md (positive examples per split, paper Table 3).",
+    )
+    p.add_argument("--images", type=Path, required=True, help="image list from image-list")
+    p.add_argument("--mimic", type=Path, required=True, help="MIMIC-CXR-JPG root")
+    p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
+    p.add_argument("--val-subjects", type=Path, required=True, help="validation subjects list")
+    p.add_argument("--out", type=Path, required=True, help="index (parquet)")
+    p.add_argument("--counts-csv", type=Path, required=True)
+    p.add_argument("--counts-md", type=Path, required=True)
+    choices = ("positive", "negative", "ignore")
+    p.add_argument("--uncertain-as", choices=choices, default="positive", help="CheXpert -1.0")
+    p.add_argument("--blank-as", choices=choices, default="negative", help="CheXpert blank")
+    p.add_argument(
+        "--dedupe-reflacx",
+        action="store_true",
+        help="remove images with a phase-3 REFLACX reading from the MIMIC sets",
+    )
+    p.set_defaults(func=_index)
+
+    p = sub.add_parser(
+        "shard",
+        help="write one HDF5 shard of framed uint8 images",
+        description="Frame every image of one shard of the image list (stable hash of "
+        "dicom_id) at SIZE x SIZE and write them to an HDF5 file, one chunk per image.",
+    )
+    p.add_argument("--images", type=Path, required=True, help="image list from image-list")
+    p.add_argument("--mimic", type=Path, required=True, help="MIMIC-CXR-JPG root")
+    p.add_argument("--shard", type=int, required=True, help="shard number (0-based)")
+    p.add_argument("--shards", type=int, required=True, help="number of shards")
+    p.add_argument("--size", type=int, default=512, help="frame side S in pixels")
+    p.add_argument(
+        "--compression",
+        choices=("none", "lzf", "gzip", "blosc-lz4", "blosc-lz4hc"),
+        default="blosc-lz4hc",
+    )
+    p.add_argument(
+        "--dct-scaling",
+        choices=("true", "false"),
+        default="true",
+        help="decode large JPEGs at a reduced DCT scale before the resize",
+    )
+    p.add_argument("--on-bad-image", choices=("fail", "skip"), default="fail")
+    p.add_argument("--workers", type=int, default=1, help="decoding threads (default 1)")
+    p.add_argument("--out", type=Path, required=True, help="shard (.h5)")
+    p.add_argument("--skipped", type=Path, required=True, help="skipped images of the shard")
+    p.set_defaults(func=_shard)
+
+    p = sub.add_parser(
+        "shard-merge",
+        help="manifest of a complete set of shards and the merged skipped-images list",
+        description="Write the shard manifest (dicom_id, shard, file, row, official_split) "
+        "and skipped.csv from every shard of one set.",
+    )
+    p.add_argument("--shards", type=Path, nargs="+", required=True, help="shard files")
+    p.add_argument("--skipped", type=Path, nargs="*", default=[], help="per-shard skipped CSVs")
+    p.add_argument("--manifest", type=Path, required=True, help="manifest (parquet)")
+    p.add_argument("--skipped-out", type=Path, required=True, help="merged skipped.csv")
+    p.set_defaults(func=_shard_merge)
     return parser
 
 

@@ -1,0 +1,127 @@
+# MIMIC-CXR-JPG images: image list -> index (labels, splits, counts); image list -> shards.
+# Shards depend on the image list only, so label, split and dedupe choices never redo them.
+
+IMAGES = f"{RESULTS}/images"
+# The current set of shard files, without their suffix (images.shards of them).
+SHARDS = [
+    f"{IMAGES}/shards/shard-{i:03d}-of-{config['images']['shards']:03d}"
+    for i in range(config["images"]["shards"])
+]
+
+TARGETS.extend(
+    [
+        f"{IMAGES}/index.parquet",
+        f"{RESULTS}/tables/dataset_counts.csv",
+        f"{RESULTS}/tables/dataset_counts.md",
+        f"{IMAGES}/shards.parquet",
+        f"{IMAGES}/skipped.csv",
+    ]
+)
+
+
+rule image_list:
+    input:
+        mimic=mimic_dir(),
+        reflacx=reflacx_dir(),
+    output:
+        f"{IMAGES}/images.parquet",
+    log:
+        f"{LOGS}/image_list.log",
+    benchmark:
+        f"{BENCH}/image_list.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "python -m gazeloc image-list --mimic {input.mimic} --reflacx {input.reflacx}"
+        " --out {output} > {log} 2>&1"
+
+
+rule image_index:
+    input:
+        images=rules.image_list.output[0],
+        mimic=mimic_dir(),
+        reflacx=reflacx_dir(),
+        val_subjects=val_subjects_file(),
+    output:
+        index=f"{IMAGES}/index.parquet",
+        counts_csv=f"{RESULTS}/tables/dataset_counts.csv",
+        counts_md=f"{RESULTS}/tables/dataset_counts.md",
+    log:
+        f"{LOGS}/image_index.log",
+    benchmark:
+        f"{BENCH}/image_index.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        uncertain_as=config["images"]["uncertain_as"],
+        blank_as=config["images"]["blank_as"],
+        dedupe="--dedupe-reflacx" if config["images"]["dedupe_reflacx"] else "",
+    shell:
+        "python -m gazeloc index --images {input.images} --mimic {input.mimic}"
+        " --reflacx {input.reflacx} --val-subjects {input.val_subjects}"
+        " --uncertain-as {params.uncertain_as} --blank-as {params.blank_as} {params.dedupe}"
+        " --out {output.index} --counts-csv {output.counts_csv}"
+        " --counts-md {output.counts_md} > {log} 2>&1"
+
+
+rule image_shard:
+    input:
+        images=rules.image_list.output[0],
+        mimic=mimic_dir(),
+    output:
+        h5=f"{IMAGES}/shards/shard-{{shard}}-of-{{nshards}}.h5",
+        skipped=f"{IMAGES}/shards/shard-{{shard}}-of-{{nshards}}.skipped.csv",
+    log:
+        f"{LOGS}/image_shard/shard-{{shard}}-of-{{nshards}}.log",
+    benchmark:
+        f"{BENCH}/image_shard/shard-{{shard}}-of-{{nshards}}.tsv"
+    wildcard_constraints:
+        shard=r"\d{3}",
+        nshards=r"\d{3}",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    params:
+        size=config["images"]["size"],
+        compression=config["images"]["compression"],
+        dct_scaling="true" if config["images"]["dct_scaling"] else "false",
+        on_bad_image=config["images"]["on_bad_image"],
+    shell:
+        "python -m gazeloc shard --images {input.images} --mimic {input.mimic}"
+        " --shard {wildcards.shard} --shards {wildcards.nshards}"
+        " --size {params.size} --compression {params.compression}"
+        " --dct-scaling {params.dct_scaling} --on-bad-image {params.on_bad_image}"
+        " --workers {threads} --out {output.h5} --skipped {output.skipped} > {log} 2>&1"
+
+
+rule image_shards:
+    input:
+        h5=[f"{s}.h5" for s in SHARDS],
+        skipped=[f"{s}.skipped.csv" for s in SHARDS],
+    output:
+        manifest=f"{IMAGES}/shards.parquet",
+        skipped=f"{IMAGES}/skipped.csv",
+    log:
+        f"{LOGS}/image_shards.log",
+    benchmark:
+        f"{BENCH}/image_shards.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "python -m gazeloc shard-merge --shards {input.h5} --skipped {input.skipped}"
+        " --manifest {output.manifest} --skipped-out {output.skipped} > {log} 2>&1"
