@@ -94,6 +94,28 @@ def _shard_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label(args: argparse.Namespace) -> int:
+    from gazeloc.labeler.reports import write_labels
+
+    write_labels(args.reflacx, args.phase, args.out, args.reports_out)
+    return 0
+
+
+def _label_eval(args: argparse.Namespace) -> int:
+    from gazeloc.labeler.evaluate import write_labeler_table
+
+    write_labeler_table(
+        args.reports,
+        args.reflacx,
+        args.dev_ids,
+        args.csv,
+        args.md,
+        phase=args.phase,
+        min_certainty=args.gold_min_certainty,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gazeloc",
@@ -217,6 +239,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, required=True, help="manifest (parquet)")
     p.add_argument("--skipped-out", type=Path, required=True, help="merged skipped.csv")
     p.set_defaults(func=_shard_merge)
+    p = sub.add_parser(
+        "label",
+        help="find abnormality mentions in one phase's REFLACX reports",
+        description="Label every non-discarded report of a REFLACX phase with the rule-based "
+        "labeler: one row per mention (category, character offsets into transcription.txt, "
+        "sentence, status) and one row per report (1 positive, -1 uncertain, 0 negative, "
+        "empty not mentioned, per category).",
+    )
+    p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
+    p.add_argument("--phase", type=int, choices=(1, 2, 3), required=True)
+    p.add_argument("--out", type=Path, required=True, help="mentions (phase{P}.parquet)")
+    p.add_argument(
+        "--reports-out", type=Path, required=True, help="report labels (phase{P}_reports.parquet)"
+    )
+    p.set_defaults(func=_label)
+
+    p = sub.add_parser(
+        "label-eval",
+        help="labeler recall and precision against the radiologists' labels (paper Table 4)",
+        description="Compare report-level labels (positive or uncertain = detected) with the "
+        "REFLACX metadata labels of the phase, leaving out the labeler-development readings.",
+    )
+    p.add_argument("--reports", type=Path, required=True, help="phase{P}_reports.parquet")
+    p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
+    p.add_argument("--dev-ids", type=Path, required=True, help="reading ids to leave out")
+    p.add_argument("--phase", type=int, choices=(1, 2, 3), default=2)
+    p.add_argument(
+        "--gold-min-certainty",
+        type=int,
+        choices=range(1, 6),
+        default=1,
+        metavar="{1..5}",
+        help="gold positive if the certainty is at least this (default 1: any)",
+    )
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--md", type=Path, required=True)
+    p.set_defaults(func=_label_eval)
     return parser
 
 
