@@ -94,6 +94,31 @@ def _shard_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from gazeloc.train.loop import train
+
+    settings = json.loads(args.settings)
+    training = settings.setdefault("training", {})
+    training.update(json.loads(args.runtime) if args.runtime else {})
+    if args.workers is not None:
+        training["workers"] = args.workers
+    torch.set_num_threads(max(1, args.threads))
+    train(
+        settings,
+        index=args.index,
+        manifest=args.manifest,
+        heatmaps=args.heatmaps,
+        ellipses=args.ellipses,
+        out_dir=args.out_dir,
+        seed=args.seed,
+        progress=not args.no_progress,
+        stop_after_steps=args.stop_after_steps,
+    )
+    return 0
+
+
 def _label(args: argparse.Namespace) -> int:
     from gazeloc.labeler.reports import write_labels
 
@@ -112,6 +137,95 @@ def _label_eval(args: argparse.Namespace) -> int:
         args.md,
         phase=args.phase,
         min_certainty=args.gold_min_certainty,
+    )
+    return 0
+
+
+def _window_method(text: str) -> str:
+    from gazeloc.gaze.windows import parse_method
+
+    try:
+        parse_method(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _heatmaps(args: argparse.Namespace) -> int:
+    from gazeloc.gaze.stage import HeatmapSettings, write_heatmaps
+
+    settings = HeatmapSettings(
+        method=args.method,
+        window_end=args.window_end,
+        sigma_degrees=args.sigma_degrees,
+        size=args.size,
+    )
+    write_heatmaps(
+        args.reflacx,
+        args.phase,
+        args.labels,
+        args.val_subjects,
+        args.out,
+        settings,
+        workers=args.workers,
+    )
+    return 0
+
+
+def _ellipses(args: argparse.Namespace) -> int:
+    from gazeloc.gaze.stage import write_ellipses
+
+    write_ellipses(
+        args.reflacx, args.phase, args.val_subjects, args.out, size=args.size, workers=args.workers
+    )
+    return 0
+
+
+def _location_extraction(args: argparse.Namespace) -> int:
+    from gazeloc.gaze.location import write_location_extraction
+
+    if not len(args.phases) == len(args.labels) == len(args.ellipses):
+        raise SystemExit("gazeloc location-extraction: one --labels and --ellipses per phase")
+    write_location_extraction(
+        args.reflacx,
+        args.phases,
+        args.labels,
+        args.ellipses,
+        args.val_subjects,
+        args.csv,
+        args.md,
+        args.details,
+        args.figure,
+        size=args.size,
+        sigma_degrees=args.sigma_degrees,
+        window_end=args.window_end,
+        first_delays=args.first_delays,
+        second_delays=args.second_delays,
+        method=args.method,
+        workers=args.workers,
+    )
+    return 0
+
+
+def _figure1(args: argparse.Namespace) -> int:
+    from gazeloc.gaze.figure import write_figure1
+    from gazeloc.gaze.stage import HeatmapSettings
+
+    if len(args.phases) != len(args.labels):
+        raise SystemExit("gazeloc figure1: one --labels per phase")
+    settings = HeatmapSettings(
+        method=args.method,
+        window_end=args.window_end,
+        sigma_degrees=args.sigma_degrees,
+        size=args.size,
+    )
+    write_figure1(
+        args.reflacx,
+        args.mimic,
+        dict(zip(args.phases, args.labels, strict=True)),
+        args.out,
+        settings,
+        reading_ids=args.readings,
     )
     return 0
 
@@ -240,6 +354,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skipped-out", type=Path, required=True, help="merged skipped.csv")
     p.set_defaults(func=_shard_merge)
     p = sub.add_parser(
+        "train",
+        help="train one experiment and seed (resumable); write model.pt and train_log.csv",
+        description="Train the MIL classifier of one experiment with one seed: MIMIC train "
+        "(+ annotated REFLACX train readings), per-epoch validation AUC on MIMIC val, the best "
+        "epoch as OUT_DIR/model.pt, OUT_DIR/train_log.csv. A checkpoint under OUT_DIR/resume/ "
+        "lets the same command continue after a kill.",
+    )
+    p.add_argument(
+        "--settings",
+        required=True,
+        help="JSON of the resolved experiment (experiment, annotations, "
+        "label_specific_heatmaps, input_size, model, training)",
+    )
+    p.add_argument(
+        "--runtime",
+        default="",
+        help="JSON of runtime-only training keys (workers, device, compile, checkpoint_minutes)",
+    )
+    p.add_argument("--seed", type=int, required=True, help="seed of the run")
+    p.add_argument("--index", type=Path, required=True, help="images/index.parquet")
+    p.add_argument("--manifest", type=Path, required=True, help="images/shards.parquet")
+    p.add_argument("--heatmaps", type=Path, default=None, help="heatmaps/phase3.h5 (et)")
+    p.add_argument("--ellipses", type=Path, default=None, help="ellipses/phase3.h5 (ellipse)")
+    p.add_argument("--out-dir", type=Path, required=True, help="run folder")
+    p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="data-loading processes (overrides --runtime)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        help="save a checkpoint and stop after N steps (for testing resume)",
+    )
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser(
         "label",
         help="find abnormality mentions in one phase's REFLACX reports",
         description="Label every non-discarded report of a REFLACX phase with the rule-based "
@@ -276,6 +428,102 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--md", type=Path, required=True)
     p.set_defaults(func=_label_eval)
+
+    p = sub.add_parser(
+        "heatmaps",
+        help="label-specific eye-tracking heatmaps of one REFLACX phase (HDF5)",
+        description="For every sentence with a positive or uncertain mention, render the "
+        "fixations of its time window as a Gaussian heatmap in the padded square frame and "
+        "give it to every label the sentence mentions (max over sentences); also the "
+        "full-dictation heatmap. Writes one group per reading (et, et_labels, "
+        "report_labels, full_report; split, dicom_id, subject_id).",
+    )
+    p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
+    p.add_argument("--phase", type=int, choices=(1, 2, 3), required=True)
+    p.add_argument("--labels", type=Path, required=True, help="mentions (labels/phase{P}.parquet)")
+    p.add_argument("--val-subjects", type=Path, required=True, help="validation subjects list")
+    p.add_argument(
+        "--method",
+        type=_window_method,
+        default="1.5s_startofsentence_lastmention",
+        help="time-window method (reference-method.md §3.4)",
+    )
+    p.add_argument("--window-end", choices=("word_start", "word_end"), default="word_start")
+    p.add_argument("--sigma-degrees", type=float, default=1.0, help="Gaussian sigma in degrees")
+    p.add_argument("--size", type=int, default=512, help="frame side S in pixels")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--out", type=Path, required=True, help="heatmaps/phase{P}.h5")
+    p.set_defaults(func=_heatmaps)
+
+    p = sub.add_parser(
+        "ellipses",
+        help="ellipse masks per label of one REFLACX phase (HDF5)",
+        description="Fill each ellipse at original resolution, map it into the square frame "
+        "like an image, binarise at > 0.5 and OR it into its labels (certainty >= 3); also "
+        "ellipse_labels and ellipse_labels_any (any certainty).",
+    )
+    p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
+    p.add_argument("--phase", type=int, choices=(1, 2, 3), required=True)
+    p.add_argument("--val-subjects", type=Path, required=True, help="validation subjects list")
+    p.add_argument("--size", type=int, default=512, help="frame side S in pixels")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--out", type=Path, required=True, help="ellipses/phase{P}.h5")
+    p.set_defaults(func=_ellipses)
+
+    p = sub.add_parser(
+        "location-extraction",
+        help="IoU of label-specific heatmaps against ellipses for many window methods",
+        description="Location-extraction validation (paper §2.8): on the train readings of "
+        "the given phases, the IoU of every window method's label-specific heatmaps with the "
+        "ellipses (thresholds chosen per method and label); a first stage of the reference's "
+        "35 methods, then delays with the best first-stage start and end.",
+    )
+    p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
+    p.add_argument("--phases", type=int, nargs="+", choices=(1, 2, 3), required=True)
+    p.add_argument("--labels", type=Path, nargs="+", required=True, help="one per phase")
+    p.add_argument("--ellipses", type=Path, nargs="+", required=True, help="one per phase")
+    p.add_argument("--val-subjects", type=Path, required=True, help="validation subjects list")
+    p.add_argument("--size", type=int, default=512, help="frame side S (the ellipses' size)")
+    p.add_argument("--sigma-degrees", type=float, default=1.0)
+    p.add_argument("--window-end", choices=("word_start", "word_end"), default="word_start")
+    p.add_argument("--first-delays", type=float, nargs="+", default=[2.5, 5.0, 7.5])
+    p.add_argument(
+        "--second-delays",
+        type=float,
+        nargs="*",
+        default=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0],
+    )
+    p.add_argument(
+        "--method",
+        type=_window_method,
+        default="1.5s_startofsentence_lastmention",
+        help="the configured heatmap method, always evaluated",
+    )
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--md", type=Path, required=True)
+    p.add_argument("--details", type=Path, required=True, help="existence and empty windows")
+    p.add_argument("--figure", type=Path, required=True, help="IoU against delay (PNG)")
+    p.set_defaults(func=_location_extraction)
+
+    p = sub.add_parser(
+        "figure1",
+        help="the paper's Figure 1 for chosen readings (PNG)",
+        description="For each reading: the whole-dictation heatmap and a label-specific "
+        "heatmap over the chest x-ray, and a timeline with the fixations, the dictated "
+        "sentence, its mentions and its fixation window.",
+    )
+    p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
+    p.add_argument("--mimic", type=Path, required=True, help="MIMIC-CXR-JPG root")
+    p.add_argument("--phases", type=int, nargs="+", choices=(1, 2, 3), required=True)
+    p.add_argument("--labels", type=Path, nargs="+", required=True, help="one per phase")
+    p.add_argument("--readings", nargs="*", default=[], help="reading ids (default: one chosen)")
+    p.add_argument("--method", type=_window_method, default="1.5s_startofsentence_lastmention")
+    p.add_argument("--window-end", choices=("word_start", "word_end"), default="word_start")
+    p.add_argument("--sigma-degrees", type=float, default=1.0)
+    p.add_argument("--size", type=int, default=512, help="frame side S in pixels")
+    p.add_argument("--out", type=Path, required=True, help="PNG")
+    p.set_defaults(func=_figure1)
     return parser
 
 

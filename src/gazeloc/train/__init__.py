@@ -1,0 +1,1 @@
+"""Training: experiment settings, data, augmentation and the resumable training loop."""

@@ -1,0 +1,208 @@
+"""Experiments: named sets of overrides of the config's ``model`` and ``training`` sections.
+
+The config has ``model:`` and ``training:`` (the base), ``experiment_settings:`` (per name: the
+heatmap-use switches ``annotations`` and ``label_specific_heatmaps``, and overrides of
+``model`` / ``training`` keys) and ``experiments:`` (the enabled names).
+:func:`resolve_experiment` merges them into one plain dict — what the training rule passes to
+``gazeloc train --settings`` — so that a change to one experiment reruns only that
+experiment. This module does not import torch (the Snakefile imports it).
+
+Heatmap-use switches (reference-method.md §11):
+
+* ``annotations``: ``none`` (MIMIC only: the Unannotated baseline), ``ellipse`` (REFLACX
+  ellipses with ellipse labels) or ``et`` (eye-tracking heatmaps with report labels);
+* ``label_specific_heatmaps`` (``et`` only): false = the ablation without label-specific
+  heatmaps (the full-report heatmap in every label that has an ellipse of any certainty,
+  with those labels, i.e. ``ellipse_labels_any``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+EXPERIMENTS: tuple[str, ...] = (
+    "unannotated",
+    "ellipse",
+    "et",
+    "ellipse_15pct",
+    "ablation_row1",
+    "ablation_row2",
+    "ablation_row3",
+    "ablation_row4",
+    "ablation_row5",
+)
+ANNOTATIONS = ("none", "ellipse", "et")
+DECODER_TARGETS = ("soft", "binary")
+SUBSETS = ("prefix", "random")
+DEVICES = ("auto", "cpu", "cuda")
+RUNTIME_KEYS = ("workers", "device", "compile", "checkpoint_minutes")
+"""Training keys that change how fast a run goes, not its result: excluded from the resume
+fingerprint, so that changing them finishes from the existing checkpoint."""
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The config's ``training`` section (defaults: the paper's settings, design.md)."""
+
+    epochs: int = 60
+    batch_size: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    lambda_a: float = 3.0
+    lambda_t: float = 300.0
+    balanced: bool = True
+    heatmap_threshold: float = 0.15
+    decoder_target: str = "soft"
+    augment: bool = True
+    augment_interpolation: str = "nearest"
+    percentage_annotated: float = 1.0
+    subset: str = "prefix"
+    bf16: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    device: str = "auto"
+    workers: int = 4
+    checkpoint_minutes: float = 10.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (0 < self.percentage_annotated <= 1, "percentage_annotated must be in (0, 1]"),
+            (0 <= self.heatmap_threshold < 1, "heatmap_threshold must be in [0, 1)"),
+            (self.decoder_target in DECODER_TARGETS, f"decoder_target: {DECODER_TARGETS}"),
+            (self.subset in SUBSETS, f"subset must be one of {SUBSETS}"),
+            (self.device in DEVICES, f"device must be one of {DEVICES}"),
+            (self.augment_interpolation in ("nearest", "bilinear"), "augment_interpolation"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"training: {message}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingOptions:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown training key(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
+def resolve_experiment(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The effective settings of experiment ``name`` (module doc), a JSON-able dict with keys
+    ``experiment, annotations, label_specific_heatmaps, input_size, model, training``."""
+    table = config.get("experiment_settings", {})
+    if name not in table:
+        raise KeyError(f"experiment {name!r} has no entry in experiment_settings")
+    over = table[name]
+    annotations = over.get("annotations", "none")
+    if annotations not in ANNOTATIONS:
+        raise ValueError(f"experiment {name}: annotations must be one of {ANNOTATIONS}")
+    label_specific = bool(over.get("label_specific_heatmaps", True))
+    if not label_specific and annotations != "et":
+        raise ValueError(f"experiment {name}: label_specific_heatmaps: false needs annotations: et")
+    model = {**copy.deepcopy(config.get("model", {})), **copy.deepcopy(over.get("model", {}))}
+    training = {
+        **copy.deepcopy(config.get("training", {})),
+        **copy.deepcopy(over.get("training", {})),
+    }
+    TrainingOptions.from_dict(training)  # validate
+    return {
+        "experiment": name,
+        "annotations": annotations,
+        "label_specific_heatmaps": label_specific,
+        "input_size": int(config.get("images", {}).get("size", 512)),
+        "model": model,
+        "training": training,
+    }
+
+
+def method_settings(resolved: dict[str, Any]) -> dict[str, Any]:
+    """``resolved`` without the runtime-only training keys (:data:`RUNTIME_KEYS`)."""
+    out = copy.deepcopy(resolved)
+    for key in RUNTIME_KEYS:
+        out["training"].pop(key, None)
+    return out
+
+
+def settings_json(resolved: dict[str, Any]) -> str:
+    """Canonical JSON of the settings (sorted keys, compact)."""
+    return json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+
+
+def annotation_files(resolved: dict[str, Any]) -> tuple[str, ...]:
+    """Which annotation files an experiment reads: ``heatmaps``, ``ellipses``, both or none."""
+    if resolved["annotations"] == "ellipse":
+        return ("ellipses",)
+    if resolved["annotations"] == "et":
+        return ("heatmaps",) if resolved["label_specific_heatmaps"] else ("heatmaps", "ellipses")
+    return ()
+
+
+def ablation_flags(resolved: dict[str, Any]) -> dict[str, bool]:
+    """Table 7's columns for an experiment: label-specific heatmaps (``lsh``), balanced range
+    normalisation (``brn``), multi-resolution architecture (``mra``: more than one encoder
+    layer), multi-task learning (``mtl``: the decoder)."""
+    training = {**asdict(TrainingOptions()), **resolved["training"]}
+    layers = resolved["model"].get("layers", [3, 4])
+    return {
+        "lsh": resolved["annotations"] == "et" and resolved["label_specific_heatmaps"],
+        "brn": bool(training["balanced"]),
+        "mra": len(layers) > 1,
+        "mtl": bool(resolved["model"].get("decoder", True)),
+    }
+
+
+# --- workflow helpers (used by workflow/rules/train.smk) -----------------------------------
+
+
+def annotation_paths(results: str) -> dict[str, str]:
+    """The annotation files of the heatmaps stage: ``heatmaps`` and ``ellipses`` (phase 3)."""
+    return {
+        "heatmaps": f"{results}/heatmaps/phase3.h5",
+        "ellipses": f"{results}/ellipses/phase3.h5",
+    }
+
+
+def train_inputs(config: dict[str, Any], results: str, experiment: str) -> dict[str, str]:
+    """Input files of a training job: index, shard manifest and the annotation files."""
+    files = {
+        "index": f"{results}/images/index.parquet",
+        "manifest": f"{results}/images/shards.parquet",
+    }
+    paths = annotation_paths(results)
+    for kind in annotation_files(resolve_experiment(config, experiment)):
+        files[kind] = paths[kind]
+    return files
+
+
+def train_targets(
+    config: dict[str, Any], results: str, producible: Callable[[str], bool]
+) -> list[str]:
+    """``model.pt`` and ``train_log.csv`` of every enabled experiment and seed. An experiment
+    whose annotation file ``producible`` says no rule makes is left out (message on stderr)."""
+    targets = []
+    paths = annotation_paths(results)
+    for experiment in config["experiments"]:
+        needs = [paths[k] for k in annotation_files(resolve_experiment(config, experiment))]
+        missing = [p for p in needs if not producible(p)]
+        if missing:
+            print(f"train: no rule makes {missing[0]}; {experiment} is left out", file=sys.stderr)
+            continue
+        for seed in config["seeds"]:
+            run = f"{results}/models/{experiment}/seed{seed}"
+            targets.extend([f"{run}/model.pt", f"{run}/train_log.csv"])
+    return targets
+
+
+def rule_params(config: dict[str, Any], experiment: str) -> dict[str, str]:
+    """``settings`` (method settings JSON) and ``runtime`` (runtime-only keys JSON) of a job."""
+    resolved = resolve_experiment(config, experiment)
+    runtime = {k: v for k, v in resolved["training"].items() if k in RUNTIME_KEYS}
+    return {"settings": settings_json(method_settings(resolved)), "runtime": settings_json(runtime)}

@@ -1,0 +1,233 @@
+"""Training loop: overfitting a small batch, resume after a stop or a kill (identical weights),
+checkpoint round trip, stale checkpoints, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_train_inputs import make_inputs, resolved
+
+from gazeloc.cli import main as cli_main
+from gazeloc.model import load_model
+from gazeloc.train.data import build_data, collate
+from gazeloc.train.loop import Step, epoch_batches, label_aucs, make_optimizer, predict, train
+from gazeloc.train.settings import TrainingOptions
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning threads run 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return make_inputs(tmp_path_factory.mktemp("train_loop"))
+
+
+def _train(inputs, out, settings=None, **kw):
+    return train(
+        settings or resolved("et"),
+        index=inputs.index,
+        manifest=inputs.manifest,
+        heatmaps=inputs.heatmaps,
+        out_dir=out,
+        seed=3,
+        progress=False,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_a")
+    summary = _train(inputs, out)
+    return out, summary
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _losses(path):
+    with open(path) as handle:
+        return [
+            (r["epoch"], r["loss"], r["loss_mil"], r["val_auc"]) for r in csv.DictReader(handle)
+        ]
+
+
+def test_uninterrupted_outputs(uninterrupted):
+    out, summary = uninterrupted
+    assert not summary["stopped"] and summary["global_step"] == 8  # 18 items, batch 4, 2 epochs
+    rows = list(csv.DictReader(open(out / "train_log.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    # per-epoch means: epoch 2 does not carry epoch 1's sums
+    assert float(rows[1]["loss"]) < 1.5 * float(rows[0]["loss"])
+    assert {"loss", "loss_mil", "loss_decoder", "val_auc", "images_per_s", "val_auc_edema"} <= set(
+        rows[0]
+    )
+    assert (out / "resume" / "last.pt").is_file() and (out / "resume" / "best.pt").is_file()
+
+
+def test_resume_after_stop_gives_identical_weights(inputs, uninterrupted, tmp_path):
+    reference, _ = uninterrupted
+    first = _train(inputs, tmp_path, stop_after_steps=3)  # mid-epoch checkpoint, then stop
+    assert first["stopped"] and not (tmp_path / "model.pt").exists()
+    assert _weights(tmp_path / "resume" / "last.pt")["state"]["step"] == 3
+    second = _train(inputs, tmp_path)
+    assert not second["stopped"] and second["global_step"] == 8
+    _assert_same_state(
+        _weights(tmp_path / "model.pt")["state_dict"],
+        _weights(reference / "model.pt")["state_dict"],
+    )
+    _assert_same_state(
+        _weights(tmp_path / "resume" / "last.pt")["model"],
+        _weights(reference / "resume" / "last.pt")["model"],
+    )
+    assert _losses(tmp_path / "train_log.csv") == _losses(reference / "train_log.csv")
+
+
+def test_resume_after_kill_gives_identical_weights(inputs, uninterrupted, tmp_path):
+    reference, _ = uninterrupted
+
+    def kill(step: int) -> None:
+        if step == 6:  # in epoch 2, after the epoch-1 checkpoint; steps 5-6 are lost
+            raise Killed
+
+    with pytest.raises(Killed):
+        _train(inputs, tmp_path, on_step=kill)
+    assert _weights(tmp_path / "resume" / "last.pt")["state"]["epoch"] == 1
+    _train(inputs, tmp_path)
+    _assert_same_state(
+        _weights(tmp_path / "resume" / "last.pt")["model"],
+        _weights(reference / "resume" / "last.pt")["model"],
+    )
+    assert _losses(tmp_path / "train_log.csv") == _losses(reference / "train_log.csv")
+
+
+def test_finished_run_reruns_without_training(inputs, uninterrupted, tmp_path):
+    reference, _ = uninterrupted
+    import shutil
+
+    shutil.copytree(reference / "resume", tmp_path / "resume")
+
+    def never(step: int) -> None:
+        raise AssertionError("trained again")
+
+    # a runtime-only change (workers, checkpoint interval) keeps the checkpoint
+    settings = resolved("et", checkpoint_minutes=5.0)
+    _train(inputs, tmp_path, settings=settings, on_step=never)
+    _assert_same_state(
+        _weights(tmp_path / "model.pt")["state_dict"],
+        _weights(reference / "model.pt")["state_dict"],
+    )
+
+
+def test_changed_settings_ignore_the_checkpoint(inputs, uninterrupted, tmp_path, caplog):
+    reference, _ = uninterrupted
+    import shutil
+
+    shutil.copytree(reference / "resume", tmp_path / "resume")
+    steps = []
+    _train(inputs, tmp_path, settings=resolved("et", epochs=1, lr=5e-4), on_step=steps.append)
+    assert steps == [1, 2, 3, 4] and "ignoring" in caplog.text
+
+
+def test_model_pt_round_trip(inputs, uninterrupted):
+    out, summary = uninterrupted
+    model, meta = load_model(out / "model.pt")
+    assert meta["experiment"] == "test_et" and meta["seed"] == 3
+    assert meta["epoch"] == summary["best_epoch"] and meta["model"]["backbone"] == "resnet18"
+    assert meta["ablation"] == {"lsh": True, "brn": True, "mra": True, "mtl": True}
+    data = build_data(
+        resolved("et"), index=inputs.index, manifest=inputs.manifest, heatmaps=inputs.heatmaps
+    )
+    scores = predict(model, data.val, batch_size=4, device=torch.device("cpu"))
+    aucs = label_aucs(scores, data.val.labels, data.val.known)
+    assert np.nanmean(aucs) == pytest.approx(meta["val_auc"], rel=1e-6)
+
+
+def test_epoch_batches_are_seeded_and_drop_last():
+    a = epoch_batches(18, 4, seed=3, epoch=0)
+    assert len(a) == 4 and all(len(b) == 4 for b in a)
+    assert a == epoch_batches(18, 4, seed=3, epoch=0)
+    assert a != epoch_batches(18, 4, seed=3, epoch=1)
+    assert len({i for b in a for i in b}) == 16
+
+
+def test_tiny_model_overfits_a_small_batch(inputs):
+    torch.manual_seed(0)
+    settings = resolved("et")
+    data = build_data(
+        settings, index=inputs.index, manifest=inputs.manifest, heatmaps=inputs.heatmaps
+    )
+    n = data.train.n_unannotated
+    batch = collate([data.train[i] for i in [0, 1, 2, 3, n, n + 1, n + 2, n + 3]])
+    from gazeloc.model import build_model
+    from gazeloc.train.loop import model_settings
+
+    model = build_model(model_settings(settings), seed=0)
+    options = TrainingOptions.from_dict(settings["training"])
+    step = Step(model, options, torch.device("cpu"))
+    optimizer = make_optimizer(model, options)
+    losses = []
+    for _ in range(20):
+        loss, mil, dec = step.loss(batch, None)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append((float(loss.detach()), float(mil.detach()), float(dec.detach())))
+    # floors: −log(1 − 0.98^4) per positive unannotated label (C ≤ 1 − 0.98^G² on a 2×2 grid);
+    # log 2 per pixel of the decoder channels masked out (reference's soft L_T)
+    unannotated_positive = (batch["labels"] > 0) & batch["known"] & ~batch["annotated"][:, None]
+    mil_floor = float(unannotated_positive.sum()) * -math.log(1 - 0.98**4)
+    mask = batch["annotated"][:, None] & (batch["labels"] > 0) & batch["known"]
+    dec_floor = float((~mask).sum()) / mask.numel() * math.log(2)
+    assert losses[-1][1] - mil_floor < 0.1 * (losses[0][1] - mil_floor)
+    assert losses[-1][2] - dec_floor < 0.3 * (losses[0][2] - dec_floor)
+
+
+def test_cli_train(inputs, tmp_path):
+    settings = resolved("ellipse", epochs=1)
+    code = cli_main(
+        [
+            "train",
+            "--settings",
+            json.dumps(settings),
+            "--seed",
+            "2",
+            "--index",
+            str(inputs.index),
+            "--manifest",
+            str(inputs.manifest),
+            "--ellipses",
+            str(inputs.ellipses),
+            "--out-dir",
+            str(tmp_path),
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "model.pt").is_file() and (tmp_path / "train_log.csv").is_file()
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])

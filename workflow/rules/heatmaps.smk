@@ -1,0 +1,174 @@
+# Gaze to label-specific heatmaps (one HDF5 file per REFLACX phase) and ellipse masks.
+# Heatmaps are stale only when the window method, window end, sigma, images.size or the
+# labels file change; ellipses only when the ellipse files or images.size change.
+
+HEATMAPS = f"{RESULTS}/heatmaps"
+ELLIPSES = f"{RESULTS}/ellipses"
+
+# REFLACX phases present: all three for real data; those with readings when synthetic.
+if is_synthetic():
+    HEATMAP_PHASES = [
+        phase
+        for phase, n in (
+            (1, config["synthetic"]["phase1_images"]),
+            (2, config["synthetic"]["phase2_images"]),
+            (3, config["synthetic"]["phase3_readings"]),
+        )
+        if n > 0
+    ]
+else:
+    HEATMAP_PHASES = [1, 2, 3]
+
+TARGETS.extend(
+    [f"{HEATMAPS}/phase{p}.h5" for p in HEATMAP_PHASES]
+    + [f"{ELLIPSES}/phase{p}.h5" for p in HEATMAP_PHASES]
+)
+
+
+rule heatmaps:
+    input:
+        reflacx=reflacx_dir(),
+        labels=f"{RESULTS}/labels/phase{{phase}}.parquet",
+        val_subjects=val_subjects_file(),
+    output:
+        f"{HEATMAPS}/phase{{phase}}.h5",
+    log:
+        f"{LOGS}/heatmaps_phase{{phase}}.log",
+    benchmark:
+        f"{BENCH}/heatmaps_phase{{phase}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        method=config["heatmaps"]["method"],
+        window_end=config["heatmaps"]["window_end"],
+        sigma_degrees=config["heatmaps"]["sigma_degrees"],
+        size=config["images"]["size"],
+    shell:
+        "python -m gazeloc heatmaps --reflacx {input.reflacx} --phase {wildcards.phase}"
+        " --labels {input.labels} --val-subjects {input.val_subjects}"
+        " --method {params.method} --window-end {params.window_end}"
+        " --sigma-degrees {params.sigma_degrees} --size {params.size}"
+        " --workers {threads} --out {output} > {log} 2>&1"
+
+
+rule ellipses:
+    input:
+        reflacx=reflacx_dir(),
+        val_subjects=val_subjects_file(),
+    output:
+        f"{ELLIPSES}/phase{{phase}}.h5",
+    log:
+        f"{LOGS}/ellipses_phase{{phase}}.log",
+    benchmark:
+        f"{BENCH}/ellipses_phase{{phase}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        size=config["images"]["size"],
+    shell:
+        "python -m gazeloc ellipses --reflacx {input.reflacx} --phase {wildcards.phase}"
+        " --val-subjects {input.val_subjects} --size {params.size}"
+        " --workers {threads} --out {output} > {log} 2>&1"
+
+
+# Location-extraction validation on the train readings of phases 1 and 2 (paper §2.8).
+LOCATION_PHASES = [p for p in (1, 2) if p in HEATMAP_PHASES]
+LOCATION_OUTPUTS = {
+    "csv": f"{RESULTS}/tables/location_extraction.csv",
+    "md": f"{RESULTS}/tables/location_extraction.md",
+    "details": f"{RESULTS}/tables/location_extraction_details.csv",
+    "figure": f"{RESULTS}/figures/location_extraction_delay.png",
+}
+if config["location_extraction"]["enabled"] and LOCATION_PHASES:
+    TARGETS.extend(LOCATION_OUTPUTS.values())
+
+
+rule location_extraction:
+    input:
+        reflacx=reflacx_dir(),
+        labels=[f"{RESULTS}/labels/phase{p}.parquet" for p in LOCATION_PHASES],
+        ellipses=[f"{ELLIPSES}/phase{p}.h5" for p in LOCATION_PHASES],
+        val_subjects=val_subjects_file(),
+    output:
+        **LOCATION_OUTPUTS,
+    log:
+        f"{LOGS}/location_extraction.log",
+    benchmark:
+        f"{BENCH}/location_extraction.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        phases=" ".join(str(p) for p in LOCATION_PHASES),
+        first=" ".join(
+            str(d) for d in config["location_extraction"]["first_stage_delays"]
+        ),
+        second=" ".join(
+            str(d) for d in config["location_extraction"]["second_stage_delays"]
+        ),
+        method=config["heatmaps"]["method"],
+        window_end=config["heatmaps"]["window_end"],
+        sigma_degrees=config["heatmaps"]["sigma_degrees"],
+        size=config["images"]["size"],
+    shell:
+        "python -m gazeloc location-extraction --reflacx {input.reflacx}"
+        " --phases {params.phases} --labels {input.labels} --ellipses {input.ellipses}"
+        " --val-subjects {input.val_subjects} --size {params.size}"
+        " --sigma-degrees {params.sigma_degrees} --window-end {params.window_end}"
+        " --first-delays {params.first} --second-delays {params.second}"
+        " --method {params.method} --workers {threads}"
+        " --csv {output.csv} --md {output.md} --details {output.details}"
+        " --figure {output.figure} > {log} 2>&1"
+
+
+# Figure 1 of the paper for the configured readings (or one chosen phase-3 reading).
+FIGURE1_READINGS = config["heatmaps"]["figure1_readings"]
+FIGURE1_PHASES = sorted(
+    {int(r[1]) for r in FIGURE1_READINGS}
+    or ({3} if 3 in HEATMAP_PHASES else set(HEATMAP_PHASES[-1:]))
+)
+if FIGURE1_PHASES:
+    TARGETS.append(f"{RESULTS}/figures/figure1.png")
+
+
+rule figure1:
+    input:
+        reflacx=reflacx_dir(),
+        mimic=mimic_dir(),
+        labels=[f"{RESULTS}/labels/phase{p}.parquet" for p in FIGURE1_PHASES],
+    output:
+        f"{RESULTS}/figures/figure1.png",
+    log:
+        f"{LOGS}/figure1.log",
+    benchmark:
+        f"{BENCH}/figure1.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        phases=" ".join(str(p) for p in FIGURE1_PHASES),
+        readings=" ".join(FIGURE1_READINGS),
+        method=config["heatmaps"]["method"],
+        window_end=config["heatmaps"]["window_end"],
+        sigma_degrees=config["heatmaps"]["sigma_degrees"],
+        size=config["images"]["size"],
+    shell:
+        "python -m gazeloc figure1 --reflacx {input.reflacx} --mimic {input.mimic}"
+        " --phases {params.phases} --labels {input.labels} --readings {params.readings}"
+        " --method {params.method} --window-end {params.window_end}"
+        " --sigma-degrees {params.sigma_degrees} --size {params.size}"
+        " --out {output} > {log} 2>&1"

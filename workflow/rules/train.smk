@@ -1,0 +1,49 @@
+# Training: one job per enabled experiment x seed (a GPU job on a cluster), resumable.
+# Outputs: results/models/{experiment}/seed{seed}/model.pt and train_log.csv; the resume
+# checkpoint under .../resume/ is not declared, so Snakemake never deletes it.
+# Targets are computed when the DAG is built, after every rule file is read: an experiment
+# whose heatmaps/ellipses file no rule makes yet is left out (with a message).
+from gazeloc.train import settings as train_cfg
+
+TARGETS.append(
+    lambda wildcards: train_cfg.train_targets(
+        config,
+        RESULTS,
+        lambda path: Path(path).exists()
+        or any(r.is_producer(path) for r in workflow.rules),
+    )
+)
+
+
+rule train:
+    input:
+        unpack(lambda w: train_cfg.train_inputs(config, RESULTS, w.experiment)),
+    output:
+        model=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/model.pt",
+        log_csv=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/train_log.csv",
+    log:
+        f"{LOGS}/train/{{experiment}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train/{{experiment}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        experiment="|".join(train_cfg.EXPERIMENTS),
+    conda:
+        "../../envs/gazeloc-cuda.yaml"
+    threads: config["training"]["workers"] + 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=1440,
+    params:
+        settings=lambda w: train_cfg.rule_params(config, w.experiment)["settings"],
+        runtime_options=lambda w: train_cfg.rule_params(config, w.experiment)["runtime"],
+        annotations=lambda w, input: " ".join(
+            f"--{kind} {input[kind]}"
+            for kind in ("heatmaps", "ellipses")
+            if kind in input.keys()
+        ),
+    shell:
+        "python -m gazeloc train --settings {params.settings:q}"
+        " --runtime {params.runtime_options:q} --seed {wildcards.seed}"
+        " --index {input.index} --manifest {input.manifest} {params.annotations}"
+        " --out-dir $(dirname {output.model:q}) --threads {threads} > {log} 2>&1"
