@@ -33,8 +33,27 @@ def test_default_config_is_valid():
 
 
 @pytest.mark.parametrize("preset", sorted((ROOT / "workflow" / "presets").glob("*.yaml")))
-def test_presets_are_valid(preset):
-    check_config(_merge(_config(), yaml.safe_load(preset.read_text())), SCHEMA)
+def test_presets_are_valid(preset, tmp_path):
+    config = _merge(_config(), yaml.safe_load(preset.read_text()))
+    if config["data"]["source"] == "real":  # the user gives the dataset roots
+        with pytest.raises(ConfigError, match="reflacx_dir"):
+            check_config(config, SCHEMA)
+        config["data"].update(reflacx_dir=str(tmp_path), mimic_dir=str(tmp_path))
+    check_config(config, SCHEMA)
+
+
+def test_paper_preset_is_the_paper_study():
+    from gazeloc.train.settings import EXPERIMENTS, ablation_flags, resolve_experiment
+
+    config = _merge(_config(), yaml.safe_load((ROOT / "workflow/presets/paper.yaml").read_text()))
+    assert config["images"]["size"] == 512 and len(config["seeds"]) == 5
+    assert tuple(config["experiments"]) == EXPERIMENTS
+    et = resolve_experiment(config, "et")
+    assert et["model"]["backbone"] == "resnet50" and et["training"]["epochs"] == 60
+    assert et["training"]["batch_size"] == 20 and et["input_size"] == 512
+    assert ablation_flags(et) == {"lsh": True, "brn": True, "mra": True, "mtl": True}
+    row1 = resolve_experiment(config, "ablation_row1")
+    assert ablation_flags(row1) == {"lsh": False, "brn": False, "mra": False, "mtl": False}
 
 
 def test_every_schema_key_is_documented_in_config_yaml():

@@ -62,8 +62,10 @@ def ci_profile(folder: Path) -> Path:
     for resources in profile["set-resources"].values():
         if "mem_mb" in resources:
             resources["mem_mb"] = min(resources["mem_mb"], 2000)
-        if "cpus_per_task" in resources:
-            resources["cpus_per_task"] = min(resources["cpus_per_task"], 2)
+        for cpus in ("cpus_per_task", "cpus_per_gpu"):
+            if cpus in resources:
+                resources[cpus] = min(resources[cpus], 2)
+        resources.pop("gpu_model", None)
         resources.pop("slurm_partition", None)
     profile["set-threads"] = {k: min(v, 2) for k, v in profile.get("set-threads", {}).items()}
     profile["jobs"] = 2
@@ -74,7 +76,17 @@ def ci_profile(folder: Path) -> Path:
     return folder
 
 
-def _sacct(start: str) -> list[tuple[str, str, str]]:
+def _rules_submitted(log: str) -> set[str]:
+    """Rules of the jobs Snakemake ran as cluster jobs, from its log ("rule NAME:" lines;
+    localrules print "localrule NAME:" and run in the Snakemake process)."""
+    return {
+        line.split()[1].rstrip(":")
+        for line in log.splitlines()
+        if line.startswith("rule ") and line.rstrip().endswith(":")
+    }
+
+
+def _sacct(start: str) -> list[tuple[str, ...]]:
     out = subprocess.run(
         [
             "sacct",
@@ -83,7 +95,7 @@ def _sacct(start: str) -> list[tuple[str, str, str]]:
             "--noheader",
             "--starttime",
             start,
-            "--format=JobID,Comment,State",
+            "--format=JobID,Comment,State,AllocTRES%120",
         ],
         capture_output=True,
         text=True,
@@ -153,8 +165,17 @@ def test_tiny_workflow_runs_as_slurm_jobs(slurm, tmp_path):
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     jobs = _sacct(start)
-    by_rule = {comment: state for _, comment, state in jobs}
-    expected = {"rule_synthetic_data", "rule_check_data", "rule_synthetic_realism"}
-    assert expected <= set(by_rule), jobs
-    assert all(by_rule[rule] == "COMPLETED" for rule in expected), jobs
+    by_rule: dict[str, list[tuple[str, str]]] = {}
+    for _, comment, state, tres in jobs:
+        by_rule.setdefault(comment.removeprefix("rule_"), []).append((state, tres))
+    # every job Snakemake ran was a SLURM job that completed (localrules run in the
+    # Snakemake process and have no SLURM record)
+    assert all(state == "COMPLETED" for runs in by_rule.values() for state, _ in runs), jobs
+    ran = _rules_submitted(run.stdout + run.stderr)
+    assert ran, run.stderr[-4000:]
+    assert ran <= set(by_rule), (sorted(ran - set(by_rule)), jobs)
+    # one GPU per training job, from SLURM's own allocation record
+    assert len(by_rule["train"]) == len(yaml.safe_load(TINY.read_text())["seeds"]) * 3
+    assert all("gres/gpu=1" in tres for _, tres in by_rule["train"]), jobs
+    assert not any("gres/gpu" in tres for _, tres in by_rule["check_data"]), jobs
     assert (workdir / "results-tiny" / "data" / "check.json").is_file()

@@ -151,6 +151,23 @@ def test_runtime_keys_are_not_method_settings(config):
     assert rule_params(changed, "et")["settings"] == params["settings"]  # other experiment
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("lambda_t", 30.0), ("lambda_a", 1.0), ("heatmap_threshold", 0.3), ("subset", "random")],
+)
+def test_annotated_only_keys_leave_unannotated_alone(config, key, value):
+    changed = copy.deepcopy(config)
+    changed["training"][key] = value
+    assert rule_params(changed, "unannotated") == rule_params(config, "unannotated")
+    for experiment in ("ellipse", "et", "ablation_row1"):
+        assert (
+            rule_params(changed, experiment)["settings"]
+            != rule_params(config, experiment)["settings"]
+        )
+    changed["training"]["lr"] = 0.01  # every experiment uses the learning rate
+    assert rule_params(changed, "unannotated") != rule_params(config, "unannotated")
+
+
 def test_workflow_helpers(config, capsys):
     assert set(train_inputs(config, "r", "unannotated")) == {"index", "manifest"}
     assert train_inputs(config, "r", "ellipse")["ellipses"] == "r/ellipses/phase3.h5"

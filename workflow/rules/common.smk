@@ -3,6 +3,8 @@ import json
 import shlex
 from pathlib import Path
 
+from gazeloc.versions import stage_version
+
 RESULTS = config["results_dir"].rstrip("/")
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"

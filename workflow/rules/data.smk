@@ -18,6 +18,8 @@ rule check_data:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        version=stage_version("check"),
     shell:
         "python -m gazeloc check --reflacx {input.reflacx} --mimic {input.mimic}"
         " --val-subjects {input.val_subjects} --out {output} > {log} 2>&1"

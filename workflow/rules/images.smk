@@ -35,6 +35,8 @@ rule image_list:
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        version=stage_version("images"),
     shell:
         "python -m gazeloc image-list --mimic {input.mimic} --reflacx {input.reflacx}"
         " --out {output} > {log} 2>&1"
@@ -61,6 +63,7 @@ rule image_index:
         mem_mb=4000,
         runtime=30,
     params:
+        version=stage_version("images"),
         uncertain_as=config["images"]["uncertain_as"],
         blank_as=config["images"]["blank_as"],
         dedupe="--dedupe-reflacx" if config["images"]["dedupe_reflacx"] else "",
@@ -93,6 +96,7 @@ rule image_shard:
         mem_mb=2000,
         runtime=120,
     params:
+        version=stage_version("images"),
         size=config["images"]["size"],
         compression=config["images"]["compression"],
         dct_scaling="true" if config["images"]["dct_scaling"] else "false",
@@ -122,6 +126,8 @@ rule image_shards:
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        version=stage_version("images"),
     shell:
         "python -m gazeloc shard-merge --shards {input.h5} --skipped {input.skipped}"
         " --manifest {output.manifest} --skipped-out {output.skipped} > {log} 2>&1"

@@ -61,6 +61,8 @@ rule labels:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        version=stage_version("labels"),
     shell:
         "python -m gazeloc label --reflacx {input.reflacx} --phase {wildcards.phase}"
         " --out {output.mentions} --reports-out {output.reports} > {log} 2>&1"
@@ -85,6 +87,7 @@ rule labeler_table:
         mem_mb=2000,
         runtime=10,
     params:
+        version=stage_version("labels"),
         gold_min_certainty=config["labeler"]["gold_min_certainty"],
     shell:
         "python -m gazeloc label-eval --reports {input.reports} --reflacx {input.reflacx}"

@@ -22,6 +22,7 @@ rule synthetic_data:
         mem_mb=4000,
         runtime=60,
     params:
+        version=stage_version("synthetic"),
         settings=synthetic_settings(),
     shell:
         "python -m gazeloc synth --out $(dirname {output.val_subjects:q}) --settings {params.settings:q} --workers {threads}"
@@ -50,6 +51,8 @@ rule synthetic_realism:
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        version=stage_version("synthetic"),
     shell:
         "python -m gazeloc realism --reflacx {input.reflacx} --mimic {input.mimic}"
         " --truth {input.truth} --table {output.table} --figure {output.figure} > {log} 2>&1"

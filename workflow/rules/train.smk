@@ -35,6 +35,7 @@ rule train:
         mem_mb=16000,
         runtime=1440,
     params:
+        version=stage_version("train"),
         settings=lambda w: train_cfg.rule_params(config, w.experiment)["settings"],
         runtime_options=lambda w: train_cfg.rule_params(config, w.experiment)["runtime"],
         annotations=lambda w, input: " ".join(

@@ -123,10 +123,25 @@ def resolve_experiment(config: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
+ANNOTATED_ONLY_KEYS = (
+    "lambda_a",
+    "lambda_t",
+    "heatmap_threshold",
+    "decoder_target",
+    "percentage_annotated",
+    "subset",
+)
+"""Training keys that only act on annotated images: an experiment without annotations does not
+depend on them (a change to one of them does not rerun it)."""
+
+
 def method_settings(resolved: dict[str, Any]) -> dict[str, Any]:
-    """``resolved`` without the runtime-only training keys (:data:`RUNTIME_KEYS`)."""
+    """``resolved`` without the runtime-only training keys (:data:`RUNTIME_KEYS`) and, for an
+    experiment without annotations, without :data:`ANNOTATED_ONLY_KEYS` (their defaults are
+    used and change nothing)."""
     out = copy.deepcopy(resolved)
-    for key in RUNTIME_KEYS:
+    dropped = RUNTIME_KEYS + (ANNOTATED_ONLY_KEYS if out["annotations"] == "none" else ())
+    for key in dropped:
         out["training"].pop(key, None)
     return out
 

@@ -1,0 +1,160 @@
+"""Benchmark: Snakemake DAG construction for the paper's study at real size.
+
+Usage: python bench/bench_dag.py [--images 195000] [--readings 3052] [--repeats 3]
+
+Builds a metadata-only stand-in of the real datasets in a temporary folder (no JPEGs): the
+MIMIC-CXR-JPG tables with ``--images`` frontal images, the REFLACX phase metadata with
+``--readings`` readings, and a ``results-paper/images/index.parquet`` of the same size, then
+times ``snakemake -n`` (a dry run: the whole DAG, nothing runs) with
+``workflow/presets/paper.yaml`` (64 shards, 9 experiments x 5 seeds). Prints the job count
+and the wall and CPU time of each repeat (a Markdown table for bench/RESULTS.md). Target:
+< 10 s. Where SLURM's commands are installed but its controller is down, the SLURM executor
+plugin's start-up probe (``scontrol show config``, 10 s timeout) adds up to 10 s of waiting
+to every Snakemake start: the CPU column shows the work itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from gazeloc.io.mimic import LABEL_TABLE_COLUMNS, METADATA_COLUMNS, SPLIT_COLUMNS
+from gazeloc.io.reflacx import metadata_columns
+from gazeloc.labels import CHEXPERT_COLUMNS, MODEL_LABELS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ids(rng: np.random.Generator, n: int) -> list[str]:
+    raw = rng.integers(0, 16**8, size=(n, 5), dtype=np.int64)
+    return ["-".join(f"{v:08x}" for v in row) for row in raw]
+
+
+def write_stand_in(folder: Path, n_images: int, n_readings: int, seed: int = 0) -> None:
+    """The metadata tables of both datasets and the index, at the given sizes."""
+    rng = np.random.default_rng(seed)
+    mimic = folder / "mimic"
+    (mimic / "files").mkdir(parents=True)
+    dicom = _ids(rng, n_images)
+    subject = rng.integers(10_000_000, 20_000_000, n_images)
+    study = 50_000_000 + np.arange(n_images)
+    split = rng.choice(["train", "validate", "test"], n_images, p=[0.97, 0.01, 0.02])
+    base = {"dicom_id": dicom, "subject_id": subject, "study_id": study}
+    metadata = pl.DataFrame(
+        {
+            **base,
+            "PerformedProcedureStepDescription": ["CHEST (PA AND LAT)"] * n_images,
+            "ViewPosition": rng.choice(["PA", "AP"], n_images),
+            "Rows": rng.integers(2000, 3100, n_images),
+            "Columns": rng.integers(2000, 3100, n_images),
+            "StudyDate": np.full(n_images, 21800101),
+            "StudyTime": np.full(n_images, 101010.0),
+            "ProcedureCodeSequence_CodeMeaning": ["CHEST (PA AND LAT)"] * n_images,
+            "ViewCodeSequence_CodeMeaning": ["postero-anterior"] * n_images,
+            "PatientOrientationCodeSequence_CodeMeaning": ["Erect"] * n_images,
+        }
+    )
+    assert metadata.columns == [c.name for c in METADATA_COLUMNS]
+    metadata.write_csv(mimic / "mimic-cxr-2.0.0-metadata.csv")
+    splits = pl.DataFrame({**base, "split": split}).select([c.name for c in SPLIT_COLUMNS])
+    splits.write_csv(mimic / "mimic-cxr-2.0.0-split.csv")
+    labels = pl.DataFrame(
+        {
+            "subject_id": subject,
+            "study_id": study,
+            **{c: rng.choice([1.0, 0.0, -1.0, np.nan], n_images) for c in CHEXPERT_COLUMNS},
+        }
+    ).with_columns(pl.col(CHEXPERT_COLUMNS).fill_nan(None))
+    assert labels.columns == [c.name for c in LABEL_TABLE_COLUMNS]
+    for table in ("chexpert", "negbio"):
+        labels.write_csv(mimic / f"mimic-cxr-2.0.0-{table}.csv")
+
+    reflacx = folder / "reflacx" / "main_data"
+    reflacx.mkdir(parents=True)
+    per_phase = {1: 59 * n_readings // 3052, 2: 109 * n_readings // 3052}
+    per_phase[3] = n_readings - per_phase[1] - per_phase[2]
+    for phase, n in per_phase.items():
+        columns = [c.name for c in metadata_columns(phase)]
+        rows = {name: [""] * n for name in columns}
+        rows["id"] = [f"P{phase}{i % 100:02d}R{i:06d}" for i in range(n)]
+        pl.DataFrame(rows).write_csv(reflacx / f"metadata_phase_{phase}.csv")
+
+    index = folder / "work" / "results-paper" / "images"
+    index.mkdir(parents=True)
+    pl.DataFrame(
+        {
+            **base,
+            "split": split,
+            **{label: rng.random(n_images) < 0.1 for label in MODEL_LABELS},
+        }
+    ).write_parquet(index / "index.parquet")
+
+
+def time_dag(folder: Path, repeats: int) -> tuple[int, list[float], list[float]]:
+    """Job count, wall seconds and CPU seconds (user + system) of ``snakemake -n`` with the
+    paper preset."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(folder / "work"),
+        "--configfile",
+        str(ROOT / "workflow/presets/paper.yaml"),
+        "--config",
+        f"data={{'source': 'real', 'reflacx_dir': '{folder / 'reflacx'}', "
+        f"'mimic_dir': '{folder / 'mimic'}'}}",
+    ]
+    times, cpu = [], []
+    jobs = 0
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        run = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, "PATH": path}
+        )
+        times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        if run.returncode != 0:
+            raise SystemExit(run.stdout[-3000:] + run.stderr[-3000:])
+        total = re.search(r"^total\s+(\d+)", run.stdout + run.stderr, re.MULTILINE)
+        jobs = int(total.group(1)) if total else -1
+    return jobs, times, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=195_000)
+    parser.add_argument("--readings", type=int, default=3052)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        start = time.perf_counter()
+        write_stand_in(folder, args.images, args.readings)
+        print(f"stand-in written in {time.perf_counter() - start:.1f} s")
+        jobs, times, cpu = time_dag(folder, args.repeats)
+    print("\n| images | readings | jobs in the DAG | wall, s (each repeat) | CPU, s (each) |")
+    print("|---:|---:|---:|---|---|")
+    wall = ", ".join(f"{t:.2f}" for t in times)
+    used = ", ".join(f"{t:.2f}" for t in cpu)
+    print(f"| {args.images:,} | {args.readings:,} | {jobs} | {wall} | {used} |")
+
+
+if __name__ == "__main__":
+    main()

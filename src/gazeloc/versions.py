@@ -1,0 +1,26 @@
+"""Per-stage output versions, passed to the rules as ``params.version``.
+
+Snakemake reruns a job when its parameters change, but not when code inside the package
+changes. Bump a stage's number in the same commit as a code change that changes what the
+stage writes (a fixed bug, a new column, other numbers): the next run redoes that stage and
+everything downstream of it, and nothing else. Refactors, speed-ups that give identical
+outputs, log messages and documentation do not need a bump.
+"""
+
+from __future__ import annotations
+
+STAGE_VERSIONS: dict[str, int] = {
+    "synthetic": 1,  # gazeloc.synthetic: generated REFLACX / MIMIC-CXR-JPG trees
+    "check": 1,  # gazeloc.io, gazeloc.io.check: input validation summary
+    "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
+    "labels": 1,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
+    "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
+    "train": 1,  # gazeloc.model, gazeloc.train: trained models
+    "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
+    "tables": 1,  # gazeloc.report: tables, figures
+}
+
+
+def stage_version(stage: str) -> int:
+    """The output version of ``stage`` (a key of :data:`STAGE_VERSIONS`)."""
+    return STAGE_VERSIONS[stage]
