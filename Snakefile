@@ -25,6 +25,7 @@ include: "workflow/rules/images.smk"
 include: "workflow/rules/labels.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/heatmaps.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

@@ -230,6 +230,103 @@ def _figure1(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from gazeloc.evaluate.run import EvalOptions, evaluate_model, write_metrics
+    from gazeloc.metrics import REFERENCE_THRESHOLDS
+
+    torch.set_num_threads(max(1, args.threads))
+    options = EvalOptions(
+        thresholds=tuple(args.thresholds) if args.thresholds else REFERENCE_THRESHOLDS,
+        sources=tuple(args.sources),
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    frame = evaluate_model(
+        args.model,
+        index=args.index,
+        manifest=args.manifest,
+        ellipses=args.ellipses,
+        split=args.split,
+        options=options,
+        experiment=args.experiment,
+        seed=args.seed,
+    )
+    write_metrics(frame, args.out)
+    log.info("%d metric rows -> %s", frame.height, args.out)
+    return 0
+
+
+def _tables(args: argparse.Namespace) -> int:
+    from gazeloc.evaluate.run import read_metrics
+    from gazeloc.report.tables import write_tables
+    from gazeloc.report.workflow import tables_options
+
+    metrics = read_metrics(args.metrics)
+    experiments = args.experiments or metrics["experiment"].unique(maintain_order=True).to_list()
+    info = json.loads(args.experiment_info) if args.experiment_info else {}
+    written = write_tables(
+        metrics,
+        args.out_dir,
+        experiments=experiments,
+        ci_method=args.ci_method,
+        source=args.source,
+        **tables_options(info, experiments),
+    )
+    log.info("tables: %s", ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def _figures(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from gazeloc.report.figures import figure4, iou_bars
+
+    if args.iou_bars:
+        if not args.iou_table:
+            raise SystemExit("gazeloc figures: --iou-bars needs --iou-table")
+        table = pl.read_csv(args.iou_table)
+        experiments = args.experiments or table["experiment"].unique(maintain_order=True).to_list()
+        iou_bars(table, args.iou_bars, experiments)
+    if args.figure4:
+        missing = [
+            n for n in ("selection", "manifest", "ellipses", "models") if not getattr(args, n)
+        ]
+        if missing:
+            raise SystemExit(f"gazeloc figures: --figure4 needs --{missing[0]}")
+        models = {}
+        for item in args.models:
+            name, sep, path = item.partition("=")
+            if not sep:
+                raise SystemExit(f"gazeloc figures: --models takes EXPERIMENT=PATH, not {item!r}")
+            models[name] = path
+        selection = pl.read_csv(
+            args.selection,
+            schema_overrides={
+                "experiment": pl.String,
+                "source": pl.String,
+                "label": pl.String,
+                "threshold": pl.Float64,
+                "val_iou": pl.Float64,
+                "reported": pl.Boolean,
+            },
+        )
+        figure4(
+            selection,
+            models,
+            manifest=args.manifest,
+            ellipses=args.ellipses,
+            out=args.figure4,
+            n_images=args.n_images,
+            seed=args.seed,
+            device=args.device,
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gazeloc",
@@ -524,6 +621,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="frame side S in pixels")
     p.add_argument("--out", type=Path, required=True, help="PNG")
     p.set_defaults(func=_figure1)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="AUC (MIMIC) and IoU (REFLACX, every heatmap source and threshold) of a model",
+        description="Evaluate a trained model.pt on one split: per-label AUC of the image-level "
+        "probability on the MIMIC images, and per-label IoU of the spatial activations, decoder "
+        "output and Grad-CAM against the phase-3 ellipses at every threshold (positive readings "
+        "only). Writes the tidy metrics parquet.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="model.pt of gazeloc train")
+    p.add_argument("--index", type=Path, required=True, help="images/index.parquet")
+    p.add_argument("--manifest", type=Path, required=True, help="images/shards.parquet")
+    p.add_argument("--ellipses", type=Path, required=True, help="ellipses/phase3.h5")
+    p.add_argument("--split", choices=("val", "test"), required=True)
+    p.add_argument("--experiment", default=None, help="experiment name (default: the model's)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: the model's)")
+    p.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="+",
+        default=None,
+        help="IoU thresholds, increasing in [0, 1) (default: the reference's 26)",
+    )
+    p.add_argument(
+        "--sources",
+        nargs="+",
+        choices=("grid", "decoder", "gradcam"),
+        default=["grid", "decoder", "gradcam"],
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", type=Path, required=True, help="metrics parquet")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "tables",
+        help="result tables with 95%% CIs over seeds from tidy metrics",
+        description="Choose each experiment's threshold per source and label (and its source) "
+        "on validation IoU, then write summary, auc_per_label, iou_per_label (and ablation) "
+        "as CSV and Markdown, and selection.csv.",
+    )
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="tidy parquet files")
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--experiments", nargs="*", default=[], help="order of the experiments")
+    p.add_argument("--ci-method", choices=("t", "normal_pop"), default="t")
+    p.add_argument("--source", choices=("validation", "reference"), default="validation")
+    p.add_argument(
+        "--experiment-info",
+        default="",
+        help="JSON: per experiment annotations, fraction (annotated share) and ablation flags",
+    )
+    p.set_defaults(func=_tables)
+
+    p = sub.add_parser(
+        "figures",
+        help="Figure 4 (test heatmaps of each experiment) and per-label IoU bars (PNG)",
+        description="--iou-bars: bars of iou_per_label.csv with CIs. --figure4: random test "
+        "readings with each experiment's reported heatmap source, the ellipses and the "
+        "prediction at the validation-chosen threshold.",
+    )
+    p.add_argument("--iou-bars", type=Path, help="output PNG of the IoU bars")
+    p.add_argument("--iou-table", type=Path, help="iou_per_label.csv")
+    p.add_argument("--figure4", type=Path, help="output PNG of Figure 4")
+    p.add_argument("--selection", type=Path, help="selection.csv of gazeloc tables")
+    p.add_argument("--models", nargs="*", default=[], help="EXPERIMENT=model.pt ...")
+    p.add_argument("--manifest", type=Path, help="images/shards.parquet")
+    p.add_argument("--ellipses", type=Path, help="ellipses/phase3.h5")
+    p.add_argument("--experiments", nargs="*", default=[], help="order of the experiments")
+    p.add_argument("--n-images", type=int, default=4, help="test readings in Figure 4")
+    p.add_argument("--seed", type=int, default=0, help="seed of the readings' draw")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=_figures)
     return parser
 
 

@@ -13,6 +13,7 @@ the one with the best mean validation IoU (``validation``) or the reference's fi
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -206,6 +207,8 @@ def cell(mean: float, low: float | None, high: float | None) -> str:
 
 
 def _note(frame: pl.DataFrame, method: str) -> str:
+    if frame.is_empty():
+        return "No results."
     n = sorted(set(frame["n_seeds"].to_list()))
     seeds = ", ".join(str(v) for v in n)
     return f"Mean over seeds (n = {seeds}); {CI_NAMES[method]}."
@@ -215,6 +218,8 @@ def per_label_markdown(
     table: pl.DataFrame, title: str, method: str, experiments: Sequence[str], source_note: str = ""
 ) -> str:
     present = [e for e in experiments if e in set(table["experiment"])]
+    if not present:
+        return f"# {title}\n\nNo results. {source_note}".rstrip() + "\n"
     lines = [
         f"# {title}",
         "",
@@ -276,6 +281,60 @@ def ablation_markdown(table: pl.DataFrame, method: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def data_value(
+    summary: pl.DataFrame, fractions: Mapping[str, float], et: str = "et"
+) -> dict[str, object] | None:
+    """The paper's data-value estimate (§3.3): the share of the ellipse-annotated readings at
+    which ellipse supervision gives the ET model's mean test IoU.
+
+    ``fractions`` maps the experiments trained with ellipses (and ``unannotated``, at 0) to
+    their share of annotated readings. The points (share, mean IoU) are sorted by share and
+    linearly interpolated; the estimate is the first share where the curve reaches the ET
+    model's IoU. None without the ET model or without an ellipse experiment below 100%.
+    """
+    iou = {
+        row["experiment"]: row["mean"]
+        for row in summary.filter(pl.col("metric") == "iou").iter_rows(named=True)
+    }
+    if et not in iou:
+        return None
+    points = sorted((float(f), float(iou[e]), e) for e, f in fractions.items() if e in iou)
+    if not any(0 < f < 1 for f, _, e in points if e != "unannotated"):
+        return None
+    target = float(iou[et])
+    estimate: float | None = None
+    bound = ""
+    if target <= points[0][1]:
+        estimate, bound = points[0][0], "at most"
+    elif target > max(v for _, v, _ in points):
+        estimate, bound = points[-1][0], "more than"
+    else:
+        for (f0, v0, _), (f1, v1, _) in itertools.pairwise(points):
+            if v0 < target <= v1:
+                estimate = f0 + (target - v0) / (v1 - v0) * (f1 - f0)
+                break
+        if estimate is None:  # reached only on a decreasing stretch: the closest point
+            estimate = min(points, key=lambda p: abs(p[1] - target))[0]
+            bound = "about"
+    return {"et_iou": target, "points": points, "fraction": estimate, "bound": bound}
+
+
+def data_value_text(value: Mapping[str, object]) -> str:
+    """One Markdown paragraph stating :func:`data_value`'s estimate."""
+    points = ", ".join(
+        f"{e} ({100 * f:g}% of the annotated readings): {v:.3f}"
+        for f, v, e in value["points"]  # type: ignore[attr-defined]
+    )
+    share = 100 * float(value["fraction"])  # type: ignore[arg-type]
+    bound = f"{value['bound']} " if value["bound"] else ""
+    return (
+        f"Data value (paper §3.3): the ET model's mean test IoU is {value['et_iou']:.3f}; "
+        f"with ellipse supervision: {points}. Interpolating linearly between these, the ET "
+        f"data is worth {bound}{share:.1f}% of the hand-drawn ellipse annotations "
+        "(the paper: about 15%, one-seventh)."
+    )
+
+
 def _csv(frame: pl.DataFrame) -> str:
     return frame.write_csv(float_precision=6, null_value="")
 
@@ -288,8 +347,15 @@ def write_tables(
     ci_method: str = "t",
     source: str = "validation",
     ablation_flags: Mapping[str, Mapping[str, bool]] | None = None,
+    annotated_fractions: Mapping[str, float] | None = None,
 ) -> dict[str, Path]:
-    """Write summary, auc_per_label, iou_per_label (and ablation) as .csv and .md."""
+    """Write summary, auc_per_label, iou_per_label (and ablation) as .csv and .md, and
+    ``selection.csv`` (per experiment, source and label: the validation-chosen threshold, its
+    mean validation IoU, and whether the source is the reported one).
+
+    ``annotated_fractions``: share of annotated readings of the ellipse-trained experiments
+    (and ``unannotated`` at 0) for the data-value estimate in ``summary.md``
+    (:func:`data_value`)."""
     out = Path(out_dir)
     thresholds = select_thresholds(metrics)
     sources = select_sources(thresholds, source)
@@ -297,6 +363,13 @@ def write_tables(
         "chosen on validation IoU" if source == "validation" else "the reference's choice",
         ", ".join(f"{e}: {SOURCE_NAMES[sources[e]]}" for e in experiments if e in sources),
     )
+    missing = [e for e in experiments if e not in sources]
+    if missing:
+        source_note = (source_note if sources else "") + (
+            " No validation IoU (no validation reading with an ellipse) for {}: their test "
+            "IoU cannot be reported.".format(", ".join(missing))
+        )
+        source_note = source_note.strip()
     auc = test_auc_per_seed(metrics)
     iou = test_iou_per_seed(metrics, thresholds, sources)
     tables = {
@@ -308,6 +381,9 @@ def write_tables(
     for name, (table, title) in tables.items():
         if name == "summary":
             md = summary_markdown(table, ci_method, experiments, source_note)
+            value = data_value(table, annotated_fractions or {})
+            if value is not None:
+                md += "\n" + data_value_text(value) + "\n"
         else:
             md = per_label_markdown(
                 table, title, ci_method, experiments, source_note if name == "iou_per_label" else ""
@@ -315,6 +391,22 @@ def write_tables(
         atomic_write_text(out / f"{name}.csv", _csv(table))
         atomic_write_text(out / f"{name}.md", md)
         written[name] = out / f"{name}.csv"
+    selection = thresholds.with_columns(
+        pl.struct("experiment", "source")
+        .map_elements(
+            lambda r: sources.get(r["experiment"]) == r["source"], return_dtype=pl.Boolean
+        )
+        .alias("reported")
+    )
+    rank = {e: i for i, e in enumerate(experiments)}
+    keys = [
+        pl.col("experiment").replace_strict(rank, default=len(rank)),
+        pl.col("source").replace_strict({s: i for i, s in enumerate(SOURCES)}, default=9),
+        pl.col("label").replace_strict(_LABEL_ORDER, default=99),
+    ]
+    selection = selection.sort(keys)
+    atomic_write_text(out / "selection.csv", _csv(selection))
+    written["selection"] = out / "selection.csv"
     flags = {e: f for e, f in (ablation_flags or {}).items() if e in experiments}
     if flags:
         table = ablation_table(iou, flags, ci_method, experiments)
