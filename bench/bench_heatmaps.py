@@ -19,6 +19,11 @@ Run: ``python bench/bench_heatmaps.py [--quick] [--tree bench/out/reflacx-size-r
    ``write_heatmaps`` (reading every fixations/transcript file, rendering, Blosc HDF5) and
    ``write_ellipses`` for phases 1–3, one process, with keyword mentions standing in for the
    labeler.
+5. **Location-extraction grid** (``--location TREE``): the labeler's mentions and the ellipse
+   masks of phases 1–2, then both stages of the grid (first stage 35 methods, second stage 13
+   delays, the configured method) on the train readings with 2 worker processes, as the
+   ``location_extraction`` rule runs it. ``--location-readings N`` times the grid on the first
+   N train readings only and extrapolates linearly to all of them (said so in the output).
 """
 
 from __future__ import annotations
@@ -186,11 +191,12 @@ def bench_realistic(repeats: int, oracle: bool, seed: int = 1) -> dict:
     rng = np.random.default_rng(seed)
     width, height = 2500, 3000
     fx, windows = realistic_reading(rng, width, height, 300, 4)
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         ours = render_all(fx, windows, width, height)
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     out = {
         "fixations": fx.height,
         "heatmaps": len(windows),
@@ -200,14 +206,19 @@ def bench_realistic(repeats: int, oracle: bool, seed: int = 1) -> dict:
         ],
         "best_ms": min(times) * 1e3,
         "median_ms": statistics.median(times) * 1e3,
+        # CPU time of this process: what the wall time is on an otherwise idle core
+        "best_cpu_ms": min(cpu) * 1e3,
+        "median_cpu_ms": statistics.median(cpu) * 1e3,
     }
     if oracle:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         ref = [
             heatmap_oracle(fx, a, b, image_width=width, image_height=height, size=512)
             for a, b in windows
         ]
         out["oracle_s"] = time.perf_counter() - t
+        out["oracle_cpu_s"] = time.process_time() - c
+        out["cpu_speedup_vs_best"] = out["oracle_cpu_s"] * 1e3 / out["best_cpu_ms"]
         out["speedup_vs_best"] = out["oracle_s"] * 1e3 / out["best_ms"]
         out["speedup_vs_median"] = out["oracle_s"] * 1e3 / out["median_ms"]
         out["max_abs_diff"] = max(
@@ -224,7 +235,7 @@ def bench_reflacx_size(n: int, seed: int = 2) -> dict:
         fx, windows = realistic_reading(rng, width, height, 300, int(rng.integers(1, 6)))
         readings.append((fx, windows, width, height))
     heatmaps = sum(len(r[1]) for r in readings)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for fx, windows, width, height in readings:
         render_all(fx, windows, width, height)
     seconds = time.perf_counter() - t
@@ -232,6 +243,7 @@ def bench_reflacx_size(n: int, seed: int = 2) -> dict:
         "readings": n,
         "heatmaps": heatmaps,
         "seconds": seconds,
+        "cpu_seconds": time.process_time() - c,
         "ms_per_reading": seconds / n * 1e3,
     }
 
@@ -332,11 +344,84 @@ def bench_stage(tree: Path) -> dict:
     return out
 
 
+def bench_location(tree: Path, limit: int | None, workers: int = 2) -> dict:
+    from gazeloc.gaze.location import (
+        EvalSettings,
+        first_stage_methods,
+        load_tasks,
+        overall,
+        run_methods,
+        second_stage_methods,
+    )
+    from gazeloc.gaze.stage import write_ellipses
+    from gazeloc.gaze.windows import parse_method
+    from gazeloc.labeler.reports import label_texts, read_reports
+
+    reflacx = tree / "reflacx"
+    out: dict = {"tree": str(tree), "workers": workers}
+    with tempfile.TemporaryDirectory(dir=Path(__file__).parent / "out") as tmp:
+        tmp = Path(tmp)
+        labels, ellipses = [], []
+        t = time.perf_counter()
+        for phase in (1, 2):
+            mentions, _ = label_texts(read_reports(reflacx, phase), progress=False)
+            mentions.write_parquet(tmp / f"labels{phase}.parquet")
+            labels.append(tmp / f"labels{phase}.parquet")
+        out["labels_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for phase in (1, 2):
+            write_ellipses(
+                reflacx,
+                phase,
+                tree / "val_subjects.txt",
+                tmp / f"e{phase}.h5",
+                size=512,
+                workers=workers,
+                progress=False,
+            )
+            ellipses.append(tmp / f"e{phase}.h5")
+        out["ellipses_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        tasks = load_tasks(reflacx, [1, 2], labels, ellipses, tree / "val_subjects.txt", 512)
+        out["load_s"] = time.perf_counter() - t
+        out["train_readings"] = len(tasks)
+        used = tasks[:limit] if limit else tasks
+        out["timed_readings"] = len(used)
+        settings = EvalSettings(size=512)
+        t = time.perf_counter()
+        first = first_stage_methods()
+        results = run_methods(used, first, settings, workers=workers, progress=False)
+        delay = [m for m in first if parse_method(m).delay is not None]
+        best = max(delay, key=lambda m: np.nan_to_num(overall(results[m]), nan=-1.0))
+        second = [m for m in second_stage_methods(best) if m not in results]
+        results.update(run_methods(used, second, settings, workers=workers, progress=False))
+        if DEFAULT_METHOD not in results:
+            results.update(
+                run_methods(used, [DEFAULT_METHOD], settings, workers=workers, progress=False)
+            )
+        seconds = time.perf_counter() - t
+        out["methods"] = len(results)
+        out["grid_s"] = seconds
+        out["ms_per_reading_method"] = seconds / len(used) / len(results) * 1e3
+        out["grid_s_all_readings"] = seconds * len(tasks) / len(used)
+        out["extrapolated"] = len(used) < len(tasks)
+        out["default_iou"] = overall(results[DEFAULT_METHOD])
+        out["best_first_stage"] = best
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer readings and repeats")
     parser.add_argument("--tree", type=Path, default=None, help="REFLACX-size tree (stage bench)")
     parser.add_argument("--skip-reflacx-size", action="store_true")
+    parser.add_argument("--skip-accuracy-speed", action="store_true", help="sections 1-3 off")
+    parser.add_argument(
+        "--location", type=Path, default=None, help="REFLACX-size tree (location-extraction grid)"
+    )
+    parser.add_argument(
+        "--location-readings", type=int, default=None, help="time the grid on N train readings"
+    )
     parser.add_argument(
         "--json", type=Path, default=Path(__file__).parent / "out" / "bench_heatmaps.json"
     )
@@ -349,9 +434,16 @@ def main() -> int:
     }
     n_size = 300 if args.quick else 3032
     repeats = 10 if args.quick else 50
-    # glibc's default allocator first (every freed array is unmapped and faulted in again)
-    results["realistic_default_malloc"] = bench_realistic(repeats, oracle=True)
-    print("realistic, default malloc", json.dumps(results["realistic_default_malloc"]), flush=True)
+    if args.skip_accuracy_speed:
+        args.skip_reflacx_size = True
+    if not args.skip_accuracy_speed:
+        # glibc's default allocator first (every freed array is unmapped and faulted in again)
+        results["realistic_default_malloc"] = bench_realistic(repeats, oracle=True)
+        print(
+            "realistic, default malloc",
+            json.dumps(results["realistic_default_malloc"]),
+            flush=True,
+        )
     if not args.skip_reflacx_size:
         results["reflacx_size_default_malloc"] = bench_reflacx_size(n_size)
         print(
@@ -359,18 +451,23 @@ def main() -> int:
             json.dumps(results["reflacx_size_default_malloc"]),
             flush=True,
         )
-    results["accuracy"] = bench_accuracy(4 if args.quick else 30)
-    print("accuracy", json.dumps(results["accuracy"]), flush=True)
+    if not args.skip_accuracy_speed:
+        results["accuracy"] = bench_accuracy(4 if args.quick else 30)
+        print("accuracy", json.dumps(results["accuracy"]), flush=True)
     # then as the gazeloc heatmaps command runs: freed memory kept for reuse
     results["keep_freed_memory"] = keep_freed_memory()
-    results["realistic"] = bench_realistic(repeats, oracle=False)
-    print("realistic", json.dumps(results["realistic"]), flush=True)
+    if not args.skip_accuracy_speed:
+        results["realistic"] = bench_realistic(repeats, oracle=False)
+        print("realistic", json.dumps(results["realistic"]), flush=True)
     if not args.skip_reflacx_size:
         results["reflacx_size"] = bench_reflacx_size(n_size)
         print("REFLACX size", json.dumps(results["reflacx_size"]), flush=True)
     if args.tree is not None:
         results["stage"] = bench_stage(args.tree)
         print("stage", json.dumps(results["stage"]), flush=True)
+    if args.location is not None:
+        results["location"] = bench_location(args.location, args.location_readings)
+        print("location extraction grid", json.dumps(results["location"]), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -10,7 +10,7 @@ from test_heatmap_stage import keyword_labels
 from gazeloc.errors import DataFormatError
 from gazeloc.gaze import DEFAULT_METHOD, Dictation, heatmap, window
 from gazeloc.gaze.figure import write_figure1
-from gazeloc.gaze.labelmaps import present_mentions
+from gazeloc.gaze.labelmaps import label_maps, present_mentions
 from gazeloc.gaze.location import (
     BASE_METHODS,
     THRESHOLDS,
@@ -24,7 +24,8 @@ from gazeloc.gaze.location import (
     select,
     write_location_extraction,
 )
-from gazeloc.gaze.stage import HeatmapSettings, write_ellipses
+from gazeloc.gaze.render import FrameRenderer
+from gazeloc.gaze.stage import HeatmapSettings, reading_inputs, write_ellipses
 from gazeloc.io.reflacx import read_readings
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.metrics import REFERENCE_THRESHOLDS, iou_at_thresholds
@@ -140,6 +141,47 @@ def test_one_reading_by_hand(tiny_synthetic, phase12):
     present = et.reshape(10, -1).max(axis=1) > 0
     assert res.existence[:, 0].tolist() == (present & positive).astype(int).tolist()
     assert res.existence[:, 3].tolist() == (~present & ~positive).astype(int).tolist()
+
+
+def test_every_method_equals_label_maps(tiny_synthetic, phase12):
+    """evaluate_reading's shared renders give what label_maps gives, method by method."""
+    import h5py
+
+    second = second_stage_methods("1.5s_startofsentence_lastmention")
+    methods = list(dict.fromkeys(first_stage_methods() + second))
+    checked = 0
+    for phase in (1, 2):
+        labels, ellipses = phase12[1][phase]
+        mentions = present_mentions(pl.read_parquet(labels))
+        with h5py.File(ellipses, "r") as f:
+            for reading in read_readings(tiny_synthetic / "reflacx", [phase]):
+                if reading.discarded or reading.id not in mentions:
+                    continue
+                masks = f[reading.id]["ellipses"][()]
+                positive = f[reading.id]["ellipse_labels"][()]
+                task = ReadingTask(reading, mentions[reading.id], masks, positive, str(labels))
+                got = evaluate_reading(task, methods, EvalSettings(size=SIZE))
+                _, times, per_sentence, fixations = reading_inputs(
+                    reading, mentions[reading.id], labels
+                )
+                renderer = FrameRenderer(
+                    fixations, image_width=reading.width, image_height=reading.height, size=SIZE
+                )
+                for method in methods:
+                    maps = label_maps(renderer, times, per_sentence, method)
+                    res = got[method]
+                    assert res.windows == len(maps.windows)
+                    assert res.empty_windows == maps.empty_windows
+                    assert res.empty_maps == maps.empty_maps
+                    present = maps.et_labels
+                    for k in range(10):
+                        want = iou_thresholds(maps.et[k], masks[k])
+                        want = want if positive[k] and present[k] else 0 * want
+                        assert np.array_equal(res.iou_sum[k], want)
+                        assert res.existence[k, 0] == int(present[k] and positive[k])
+                        assert res.existence[k, 1] == int(present[k] and not positive[k])
+                    checked += 1
+    assert checked >= len(methods)
 
 
 def test_write_location_extraction(tiny_synthetic, phase12):

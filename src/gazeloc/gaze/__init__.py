@@ -7,6 +7,8 @@
   heatmaps rendered directly in the padded square frame;
 * :mod:`gazeloc.gaze.ellipses` — ellipse masks per label in the same frame;
 * :mod:`gazeloc.gaze.stage` — the ``gazeloc heatmaps`` / ``gazeloc ellipses`` HDF5 files;
+* :mod:`gazeloc.gaze.location` — the location-extraction validation (paper §2.8, §3.2);
+* :mod:`gazeloc.gaze.figure` — Figure 1 of the paper;
 * :mod:`gazeloc.gaze.oracle` — direct full-resolution implementations (tests, benchmarks).
 
 Not to be confused with :mod:`gazeloc.synthetic.gaze`, the synthetic data's gaze simulator.

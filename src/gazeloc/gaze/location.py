@@ -44,10 +44,10 @@ import polars as pl
 from tqdm import tqdm
 
 from gazeloc.errors import DataFormatError
-from gazeloc.gaze.labelmaps import Mention, label_maps, present_mentions
+from gazeloc.gaze.labelmaps import Mention, present_mentions
 from gazeloc.gaze.render import FrameRenderer, keep_freed_memory
 from gazeloc.gaze.stage import _phase_readings, parallel_map, reading_inputs, study_splits
-from gazeloc.gaze.windows import DEFAULT_METHOD, Method, parse_method
+from gazeloc.gaze.windows import DEFAULT_METHOD, Method, parse_method, window
 from gazeloc.io.reflacx import ReflacxReading
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import DISPLAY_NAMES, MODEL_LABELS
@@ -168,7 +168,14 @@ class ReadingTask:
 def evaluate_reading(
     task: ReadingTask, methods: Sequence[str], settings: EvalSettings
 ) -> dict[str, MethodResult]:
-    """Every method on one reading (renders shared across methods with equal windows)."""
+    """Every method on one reading.
+
+    The same as :func:`~gazeloc.gaze.labelmaps.label_maps` per method (a label's map is the
+    maximum of the heatmaps of the sentences mentioning it; empty windows and windows
+    without fixations add nothing), but without building every method's ``10 × S × S``
+    array: each distinct window is rendered once, and each label's map and its IoUs are
+    computed once per distinct set of windows it takes.
+    """
     _, times, per_sentence, fixations = reading_inputs(
         task.reading, task.mentions, task.labels_path
     )
@@ -180,56 +187,49 @@ def evaluate_reading(
         sigma_degrees=settings.sigma_degrees,
         name=task.reading.id,
     )
-    cache: dict[tuple[float, float], np.ndarray] = {}
-    iou_cache: dict[tuple[int, tuple], np.ndarray] = {}
+    renders: dict[tuple[float, float], np.ndarray | None] = {}  # None: no fixation adds
 
-    class _Cached:
-        """The renderer with a per-window cache (label_maps calls ``render``)."""
+    def render(win: tuple[float, float]) -> np.ndarray | None:
+        if win not in renders:
+            with _quiet("gazeloc.gaze.render"):  # counted, not logged one by one
+                heat = renderer.render(*win)
+            renders[win] = heat if heat.any() else None
+        return renders[win]
 
-        size = renderer.size
-
-        @staticmethod
-        def render(t0: float, t1: float) -> np.ndarray:
-            key = (t0, t1)
-            if key not in cache:
-                cache[key] = renderer.render(t0, t1)
-            return cache[key]
-
+    iou_cache: dict[tuple[int, tuple[tuple[float, float], ...]], np.ndarray] = {}
+    sentences = sorted(per_sentence)
     out: dict[str, MethodResult] = {}
     positive = task.ellipse_labels
     for method in methods:
-        with _quiet("gazeloc.gaze.labelmaps", "gazeloc.gaze.render"):
-            maps = label_maps(
-                _Cached(),  # type: ignore[arg-type]
-                times,
-                per_sentence,
-                method,
-                window_end=settings.window_end,
-                name=task.reading.id,
-            )
+        m = parse_method(method)
         res = MethodResult()
-        res.windows = len(maps.windows)
-        res.empty_windows = maps.empty_windows
-        res.empty_maps = maps.empty_maps
-        present = maps.et_labels
+        with _quiet("gazeloc.gaze.windows"):
+            wins = [window(m, times, s, window_end=settings.window_end) for s in sentences]
+        res.windows = len(wins)
+        res.empty_windows = sum(w is None for w in wins)
+        useful = []  # (sentence, window) whose heatmap is not all zero
+        for s, w in zip(sentences, wins, strict=True):
+            if w is None:
+                continue
+            if render(w) is None:
+                res.empty_maps += 1
+            else:
+                useful.append((s, w))
         for k in range(N_LABELS):
-            res.existence[k, _EXISTENCE[(bool(present[k]), bool(positive[k]))]] += 1
+            key = tuple(dict.fromkeys(w for s, w in useful if k in per_sentence[s]))
+            present = bool(key)
+            res.existence[k, _EXISTENCE[(present, bool(positive[k]))]] += 1
             if not positive[k]:
                 continue
             res.positives[k] += 1
-            if not present[k]:
+            if not present:
                 continue  # IoU 0 at every threshold
-            key = (
-                k,
-                tuple(
-                    w
-                    for s, w in zip(maps.sentences, maps.windows, strict=True)
-                    if w is not None and k in per_sentence[s]
-                ),
-            )
-            if key not in iou_cache:
-                iou_cache[key] = iou_thresholds(maps.et[k], task.ellipses[k])
-            res.iou_sum[k] += iou_cache[key]
+            if (k, key) not in iou_cache:
+                heat = render(key[0])
+                for w in key[1:]:
+                    heat = np.maximum(heat, render(w))
+                iou_cache[(k, key)] = iou_thresholds(heat, task.ellipses[k])
+            res.iou_sum[k] += iou_cache[(k, key)]
         out[method] = res
     return out
 
