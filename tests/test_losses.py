@@ -148,6 +148,29 @@ def test_no_underflow_at_extremes_float32(balanced):
     assert torch.isfinite(g2.grad).all()
 
 
+@pytest.mark.parametrize("value", [-60.0, 60.0])
+def test_saturated_logits_with_empty_or_full_annotation_have_finite_gradients(value):
+    """A label of an annotated image with no annotated cell (n+ = 0, 1 − L+ = 1) or with every
+    cell annotated (n− = 0): the factor that is not used would be log(0) for saturated logits;
+    it must not leak NaN into the gradient (a NaN loss in training, seen on the demo)."""
+    g = torch.full((1, 3, 4, 4), value, requires_grad=True)
+    ann = torch.zeros(1, 3, 4, 4, dtype=torch.bool)
+    ann[0, 1] = True  # every cell
+    ann[0, 2, 0, 0] = True  # one cell
+    loss = mil_loss(g, torch.tensor([[0.0, 1.0, 1.0]]), ann, torch.tensor([True]))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(g.grad).all()
+    # label 0 (no annotated cell): 16 negative factors at their floor or 1
+    label0 = 0.0 if value < 0 else -math.log(0.0056738)
+    # label 1 (all 16 annotated): the positive product at its floor or 1
+    label1 = -math.log(0.0056738) if value < 0 else 0.0
+    expected = 3.0 * (label0 + label1)
+    parts = mil_loss(
+        g.detach()[:, :2], torch.tensor([[0.0, 1.0]]), ann[:, :2], torch.tensor([True])
+    )
+    assert float(parts) == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
 def test_small_probabilities_keep_precision():
     # p = 1e−12 in every cell: C ≈ 0.02 · 1e−12 · 4 exactly, not 0
     g = torch.full((1, 1, 2, 2), math.log(1e-12), dtype=torch.float32)

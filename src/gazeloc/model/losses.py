@@ -66,9 +66,13 @@ def annotated_terms(grid_logits: Tensor, annotation: Tensor, *, balanced: bool =
         one_minus_pos = one_minus_neg = torch.tensor(
             1.0 - RANGE_LOW, dtype=g.dtype, device=g.device
         )
-    log_pos = torch.log1p(-one_minus_pos * torch.sigmoid(-g))  # log f_{L+}(p)
-    log_neg = torch.log1p(-one_minus_neg * torch.sigmoid(g))  # log f_{L−}(1 − p)
-    log_product = torch.where(b, log_pos, log_neg).sum(-1)
+    # Select before the log: log f_{L+}(p) = log1p(−(1 − L+) σ(−g)) for annotated cells,
+    # log f_{L−}(1 − p) = log1p(−(1 − L−) σ(g)) for the others. Computing both and selecting
+    # after the log would give NaN gradients: the branch not taken can be log1p(−1) = −inf
+    # (n = 0 gives 1 − L = 1, and σ saturates to 1 in float32 for |g| > ~17), and
+    # torch.where's zero gradient times its infinite derivative is NaN.
+    shrink = torch.where(b, one_minus_pos * torch.sigmoid(-g), one_minus_neg * torch.sigmoid(g))
+    log_product = torch.log1p(-shrink).sum(-1)
     return _neg_log_eps(log_product)
 
 
