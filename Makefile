@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# Trainings/evaluations at once (the `gpu` resource): they share a GPU, or take a core each.
+TRAININGS ?= 2
 SNAKEMAKE_ARGS ?=
 # Rules run `python -m gazeloc`: put the venv first on PATH for every recipe.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -29,7 +31,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(TRAININGS) $(SNAKEMAKE_ARGS)
 	$(BIN)/snakemake --cores 1 --report results/report.html $(SNAKEMAKE_ARGS)
 
 lint: install-dev

@@ -143,7 +143,8 @@ def test_runtime_keys_are_not_method_settings(config):
     method = method_settings(resolved)
     assert "workers" not in method["training"] and "device" not in method["training"]
     params = rule_params(config, "et")
-    assert '"workers"' in params["runtime"] and '"workers"' not in params["settings"]
+    assert '"device"' in params["runtime"] and '"device"' not in params["settings"]
+    assert '"workers"' not in params["runtime"] + params["settings"]  # from the job's threads
     changed = copy.deepcopy(config)
     changed["training"]["workers"] = 7
     assert rule_params(changed, "et")["settings"] == params["settings"]

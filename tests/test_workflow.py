@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TINY = str(ROOT / "workflow" / "presets" / "tiny.yaml")
+CHECKOUT = ("Snakefile", "config.yaml", "README.md", "workflow", "src", "envs")
+
+
+def _snakefile(workdir: Path) -> Path:
+    """The tiny run's own copy of the workflow (tests may edit it), else this checkout's."""
+    copy = workdir / "checkout" / "Snakefile"
+    return copy if copy.is_file() else ROOT / "Snakefile"
 
 
 def _run(args: list[str], workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     # jobs run `python -m gazeloc`: the test's interpreter must be the `python` on PATH
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    snakemake = [sys.executable, "-m", "snakemake", "-s", str(_snakefile(workdir))]
     return subprocess.run(
-        [*SNAKEMAKE, "-d", str(workdir), *args],
+        [*snakemake, "-d", str(workdir), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -29,7 +38,15 @@ def _run(args: list[str], workdir: Path, timeout: int = 600) -> subprocess.Compl
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
+    """The tiny preset run once, from a copy of the workflow inside the work folder."""
     workdir = tmp_path_factory.mktemp("workflow")
+    for name in CHECKOUT:
+        source, target = ROOT / name, workdir / "checkout" / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
     result = _run(["--cores", "2", "--configfile", TINY], workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
@@ -39,7 +56,7 @@ def tiny_run(tmp_path_factory) -> Path:
 def test_tiny_run_outputs(tiny_run):
     results = tiny_run / "results-tiny"
     check = json.loads((results / "data" / "check.json").read_text())
-    assert check["reflacx"]["phase_3"]["readings"] == 8
+    assert check["reflacx"]["phase_3"]["readings"] == 12
     assert check["reflacx"]["phase_1"]["readings"] == 10
     assert check["warnings"] >= 0  # fixations outside the image are logged, not errors
     realism = (results / "synthetic" / "realism.md").read_text()
@@ -49,6 +66,21 @@ def test_tiny_run_outputs(tiny_run):
     for rule in ("synthetic_data", "synthetic_realism", "check_data"):
         assert (results / "logs" / f"{rule}.log").is_file()
         assert (results / "benchmarks" / f"{rule}.tsv").is_file()
+    # every stage down to the tables: the test IoU of each experiment is reported (the tiny
+    # data has validation and test readings with ellipses)
+    summary = pl.read_csv(results / "tables" / "summary.csv")
+    for metric in ("auc", "iou"):
+        rows = summary.filter(pl.col("metric") == metric)
+        assert rows["experiment"].to_list() == ["unannotated", "ellipse", "et"], summary
+        assert all(v is not None and 0 <= v <= 1 for v in rows["mean"].to_list()), summary
+    for experiment in ("unannotated", "ellipse", "et"):
+        for split in ("val", "test"):
+            metrics = pl.read_parquet(
+                results / "metrics" / experiment / "seed1" / f"{split}.parquet"
+            )
+            assert set(metrics["metric"]) == {"auc", "iou"}
+    for figure in ("figure1", "figure4", "iou_per_label", "location_extraction_delay"):
+        assert (results / "figures" / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.slow
@@ -56,6 +88,105 @@ def test_rerun_is_a_no_op(tiny_run):
     result = _run(["-n", "--configfile", TINY], tiny_run)
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def _stale(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count of a dry run's "Job stats" table (without the `all` target)."""
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    if "Nothing to be done" in out:
+        return {}
+    lines = out[out.index("Job stats:") :].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        name, count = line.split()
+        if name == "total":
+            break
+        counts[name] = int(count)
+    counts.pop("all", None)
+    return counts
+
+
+# After the tiny run (3 REFLACX phases, 2 shards, experiments unannotated/ellipse/et, seed 1):
+# what a dry run must list after each change (README "Reruns"). The report is rebuilt by
+# `make demo` each time and is not a job.
+_AFTER_TRAIN = {"selection": 1, "tables": 1, "iou_figure": 1, "figure4": 1}
+RERUNS = {
+    "tables.ci_method": ("tables:\n  ci_method: normal_pop\n", {"tables": 1, "iou_figure": 1}),
+    "training.lambda_t": (
+        "training:\n  lambda_t: 30.0\n",
+        {"train": 2, "evaluate": 4, **_AFTER_TRAIN},  # not unannotated
+    ),
+    "heatmaps.method": (
+        "heatmaps:\n  method: 2s_startofsentence_lastmention\n",
+        {
+            "heatmaps": 3,
+            "location_extraction": 1,
+            "figure1": 1,
+            "train": 1,  # et
+            "evaluate": 2,
+            **_AFTER_TRAIN,
+        },
+    ),
+    "images.size": (
+        "images:\n  size: 72\n",
+        {
+            "image_shard": 2,
+            "image_shards": 1,
+            "heatmaps": 3,
+            "ellipses": 3,
+            "location_extraction": 1,
+            "figure1": 1,
+            "train": 3,
+            "evaluate": 6,
+            **_AFTER_TRAIN,
+        },
+    ),
+    "one more seed": ("seeds: [1, 2]\n", {"train": 3, "evaluate": 6, **_AFTER_TRAIN}),
+    "worker counts": (
+        "training:\n  workers: 1\nevaluation:\n  workers: 1\nsynthetic:\n  workers: 2\n",
+        {},
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", list(RERUNS))
+def test_a_change_reruns_exactly_the_stale_stages(tiny_run, tmp_path, change):
+    text, expected = RERUNS[change]
+    override = tmp_path / "change.yaml"
+    override.write_text(text)
+    result = _run(["-n", "--configfile", TINY, str(override)], tiny_run)
+    assert _stale(result) == expected
+
+
+@pytest.mark.slow
+def test_docs_comments_and_versions(tiny_run):
+    """A comment in a rule file or a README edit reruns nothing; bumping a stage's output
+    version (gazeloc.versions) reruns that stage and what depends on it."""
+    copy = tiny_run / "checkout"
+    rules = copy / "workflow" / "rules" / "labels.smk"
+    readme = copy / "README.md"
+    versions = copy / "src" / "gazeloc" / "versions.py"
+    saved = {path: path.read_text() for path in (rules, readme, versions)}
+    try:
+        rules.write_text(saved[rules].replace("\nrule labels:", "\n# a comment\nrule labels:"))
+        readme.write_text(saved[readme] + "\nMore text.\n")
+        assert _stale(_run(["-n", "--configfile", TINY], tiny_run)) == {}
+        versions.write_text(saved[versions].replace('"labels": 1', '"labels": 2'))
+        assert _stale(_run(["-n", "--configfile", TINY], tiny_run)) == {
+            "labels": 3,
+            "labeler_table": 1,
+            "heatmaps": 3,
+            "location_extraction": 1,
+            "figure1": 1,
+            "train": 1,
+            "evaluate": 2,
+            **_AFTER_TRAIN,
+        }
+    finally:
+        for path, text in saved.items():
+            path.write_text(text)
 
 
 @pytest.mark.slow

@@ -262,18 +262,25 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _tables(args: argparse.Namespace) -> int:
     from gazeloc.evaluate.run import read_metrics
-    from gazeloc.report.tables import write_tables
+    from gazeloc.report.tables import write_selection, write_tables
     from gazeloc.report.workflow import tables_options
 
     metrics = read_metrics(args.metrics)
     experiments = args.experiments or metrics["experiment"].unique(maintain_order=True).to_list()
     info = json.loads(args.experiment_info) if args.experiment_info else {}
+    if args.selection_only:
+        path = write_selection(
+            metrics, args.out_dir / "selection.csv", experiments=experiments, source=args.source
+        )
+        log.info("tables: %s", path)
+        return 0
     written = write_tables(
         metrics,
         args.out_dir,
         experiments=experiments,
         ci_method=args.ci_method,
         source=args.source,
+        selection=not args.no_selection,
         **tables_options(info, experiments),
     )
     log.info("tables: %s", ", ".join(str(p) for p in written.values()))
@@ -675,6 +682,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="JSON: per experiment annotations, fraction (annotated share) and ablation flags",
     )
+    only = p.add_mutually_exclusive_group()
+    only.add_argument(
+        "--selection-only", action="store_true", help="write only OUT_DIR/selection.csv"
+    )
+    only.add_argument("--no-selection", action="store_true", help="do not write selection.csv")
     p.set_defaults(func=_tables)
 
     p = sub.add_parser(

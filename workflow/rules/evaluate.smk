@@ -58,8 +58,38 @@ rule evaluate:
 
 
 localrules:
+    selection,
     tables,
     iou_figure,
+
+
+# Thresholds and heatmap sources chosen on validation (its own job: figure 4 depends on it,
+# and it does not depend on tables.ci_method).
+rule selection:
+    input:
+        metrics=lambda w: report_cfg.metrics_inputs(config, RESULTS, workflow.rules),
+    output:
+        f"{TABLES}/selection.csv",
+    log:
+        f"{LOGS}/selection.log",
+    benchmark:
+        f"{BENCH}/selection.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        version=stage_version("tables"),
+        source=config["evaluation"]["source"],
+        experiments=lambda w: " ".join(
+            report_cfg.experiments_of(config, RESULTS, workflow.rules)
+        ),
+    shell:
+        "python -m gazeloc tables --selection-only --metrics {input.metrics}"
+        " --out-dir $(dirname {output:q}) --experiments {params.experiments}"
+        " --source {params.source} > {log} 2>&1"
 
 
 rule tables:
@@ -80,7 +110,6 @@ rule tables:
             for name in TABLE_NAMES
             for ext in ("csv", "md")
         },
-        selection=f"{TABLES}/selection.csv",
     log:
         f"{LOGS}/tables.log",
     benchmark:
@@ -102,7 +131,8 @@ rule tables:
             config, report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc tables --metrics {input.metrics} --out-dir $(dirname {output.selection:q})"
+        "python -m gazeloc tables --no-selection --metrics {input.metrics}"
+        " --out-dir $(dirname {output.summary_csv:q})"
         " --experiments {params.experiments} --ci-method {params.ci_method}"
         " --source {params.source} --experiment-info {params.info:q} > {log} 2>&1"
 

@@ -47,4 +47,5 @@ rule train:
         "python -m gazeloc train --settings {params.settings:q}"
         " --runtime {params.runtime_options:q} --seed {wildcards.seed}"
         " --index {input.index} --manifest {input.manifest} {params.annotations}"
-        " --out-dir $(dirname {output.model:q}) --threads {threads} > {log} 2>&1"
+        " --out-dir $(dirname {output.model:q}) --threads {threads}"
+        " --workers $(( {threads} - 1 )) > {log} 2>&1"

@@ -339,6 +339,39 @@ def _csv(frame: pl.DataFrame) -> str:
     return frame.write_csv(float_precision=6, null_value="")
 
 
+def selection_table(
+    metrics: pl.DataFrame, *, experiments: Sequence[str], source: str = "validation"
+) -> pl.DataFrame:
+    """Per experiment, source and label: the validation-chosen threshold, its mean validation
+    IoU over seeds, and ``reported`` (the experiment's reported source)."""
+    thresholds = select_thresholds(metrics)
+    sources = select_sources(thresholds, source)
+    selection = thresholds.with_columns(
+        pl.struct("experiment", "source")
+        .map_elements(
+            lambda r: sources.get(r["experiment"]) == r["source"], return_dtype=pl.Boolean
+        )
+        .alias("reported")
+    )
+    rank = {e: i for i, e in enumerate(experiments)}
+    keys = [
+        pl.col("experiment").replace_strict(rank, default=len(rank)),
+        pl.col("source").replace_strict({s: i for i, s in enumerate(SOURCES)}, default=9),
+        pl.col("label").replace_strict(_LABEL_ORDER, default=99),
+    ]
+    return selection.sort(keys)
+
+
+def write_selection(
+    metrics: pl.DataFrame, path: str | Path, *, experiments: Sequence[str], source: str
+) -> Path:
+    """Write :func:`selection_table` as CSV (atomically) and return its path."""
+    atomic_write_text(
+        Path(path), _csv(selection_table(metrics, experiments=experiments, source=source))
+    )
+    return Path(path)
+
+
 def write_tables(
     metrics: pl.DataFrame,
     out_dir: str | Path,
@@ -348,10 +381,14 @@ def write_tables(
     source: str = "validation",
     ablation_flags: Mapping[str, Mapping[str, bool]] | None = None,
     annotated_fractions: Mapping[str, float] | None = None,
+    selection: bool = True,
 ) -> dict[str, Path]:
     """Write summary, auc_per_label, iou_per_label (and ablation) as .csv and .md, and
     ``selection.csv`` (per experiment, source and label: the validation-chosen threshold, its
     mean validation IoU, and whether the source is the reported one).
+
+    ``selection=False`` leaves ``selection.csv`` to :func:`write_selection` (the workflow
+    writes it in its own job: it does not depend on ``ci_method``).
 
     ``annotated_fractions``: share of annotated readings of the ellipse-trained experiments
     (and ``unannotated`` at 0) for the data-value estimate in ``summary.md``
@@ -391,22 +428,10 @@ def write_tables(
         atomic_write_text(out / f"{name}.csv", _csv(table))
         atomic_write_text(out / f"{name}.md", md)
         written[name] = out / f"{name}.csv"
-    selection = thresholds.with_columns(
-        pl.struct("experiment", "source")
-        .map_elements(
-            lambda r: sources.get(r["experiment"]) == r["source"], return_dtype=pl.Boolean
+    if selection:
+        written["selection"] = write_selection(
+            metrics, out / "selection.csv", experiments=experiments, source=source
         )
-        .alias("reported")
-    )
-    rank = {e: i for i, e in enumerate(experiments)}
-    keys = [
-        pl.col("experiment").replace_strict(rank, default=len(rank)),
-        pl.col("source").replace_strict({s: i for i, s in enumerate(SOURCES)}, default=9),
-        pl.col("label").replace_strict(_LABEL_ORDER, default=99),
-    ]
-    selection = selection.sort(keys)
-    atomic_write_text(out / "selection.csv", _csv(selection))
-    written["selection"] = out / "selection.csv"
     flags = {e: f for e, f in (ablation_flags or {}).items() if e in experiments}
     if flags:
         table = ablation_table(iou, flags, ci_method, experiments)

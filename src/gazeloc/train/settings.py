@@ -217,7 +217,12 @@ def train_targets(
 
 
 def rule_params(config: dict[str, Any], experiment: str) -> dict[str, str]:
-    """``settings`` (method settings JSON) and ``runtime`` (runtime-only keys JSON) of a job."""
+    """``settings`` (method settings JSON) and ``runtime`` (runtime-only keys JSON) of a job.
+
+    ``workers`` is not in ``runtime``: the rule derives it from the job's threads (workers + 1),
+    which Snakemake does not treat as a reason to rerun."""
     resolved = resolve_experiment(config, experiment)
-    runtime = {k: v for k, v in resolved["training"].items() if k in RUNTIME_KEYS}
+    runtime = {
+        k: v for k, v in resolved["training"].items() if k in RUNTIME_KEYS and k != "workers"
+    }
     return {"settings": settings_json(method_settings(resolved)), "runtime": settings_json(runtime)}
