@@ -41,7 +41,7 @@ lint: install-dev
 	$(BIN)/snakemake --lint --cores 1
 
 pytest: install-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test: lint pytest
 

@@ -3,53 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = str(ROOT / "workflow" / "presets" / "tiny.yaml")
-CHECKOUT = ("Snakefile", "config.yaml", "README.md", "workflow", "src", "envs")
-
-
-def _snakefile(workdir: Path) -> Path:
-    """The tiny run's own copy of the workflow (tests may edit it), else this checkout's."""
-    copy = workdir / "checkout" / "Snakefile"
-    return copy if copy.is_file() else ROOT / "Snakefile"
-
-
-def _run(args: list[str], workdir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    # jobs run `python -m gazeloc`: the test's interpreter must be the `python` on PATH
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    snakemake = [sys.executable, "-m", "snakemake", "-s", str(_snakefile(workdir))]
-    return subprocess.run(
-        [*snakemake, "-d", str(workdir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PATH": path},
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """The tiny preset run once, from a copy of the workflow inside the work folder."""
-    workdir = tmp_path_factory.mktemp("workflow")
-    for name in CHECKOUT:
-        source, target = ROOT / name, workdir / "checkout" / name
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    result = _run(["--cores", "2", "--configfile", TINY], workdir)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
+from tiny_workflow import ROOT, TINY
+from tiny_workflow import run as _run
 
 
 @pytest.mark.slow
