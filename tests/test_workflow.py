@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -214,3 +215,19 @@ def test_project_never_reads_shared():
         and needle in path.read_text(errors="ignore")
     ]
     assert offenders == []
+
+
+def test_every_rule_takes_its_stage_version():
+    """Code changes inside the package rerun a stage only through params.version
+    (src/gazeloc/versions.py); every rule must take one."""
+    from gazeloc.versions import STAGE_VERSIONS
+
+    missing = []
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        blocks = re.split(r"^(?=(?:local)?rule \w+:)", path.read_text(), flags=re.MULTILINE)
+        for block in blocks[1:]:
+            name = block.split(":", 1)[0].split()[-1]
+            stage = re.search(r'version=stage_version\("(\w+)"\)', block)
+            if stage is None or stage.group(1) not in STAGE_VERSIONS:
+                missing.append(f"{path.name}: {name}")
+    assert not missing, missing

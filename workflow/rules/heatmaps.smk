@@ -43,6 +43,7 @@ rule heatmaps:
         mem_mb=4000,
         runtime=60,
     params:
+        version=stage_version("heatmaps"),
         method=config["heatmaps"]["method"],
         window_end=config["heatmaps"]["window_end"],
         sigma_degrees=config["heatmaps"]["sigma_degrees"],
@@ -72,6 +73,7 @@ rule ellipses:
         mem_mb=4000,
         runtime=30,
     params:
+        version=stage_version("heatmaps"),
         size=config["images"]["size"],
     shell:
         "python -m gazeloc ellipses --reflacx {input.reflacx} --phase {wildcards.phase}"
@@ -110,6 +112,7 @@ rule location_extraction:
         mem_mb=4000,
         runtime=120,
     params:
+        version=stage_version("heatmaps"),
         phases=" ".join(str(p) for p in LOCATION_PHASES),
         first=" ".join(
             str(d) for d in config["location_extraction"]["first_stage_delays"]
@@ -160,6 +163,7 @@ rule figure1:
         mem_mb=2000,
         runtime=10,
     params:
+        version=stage_version("heatmaps"),
         phases=" ".join(str(p) for p in FIGURE1_PHASES),
         readings=" ".join(FIGURE1_READINGS),
         method=config["heatmaps"]["method"],
