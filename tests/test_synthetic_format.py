@@ -269,3 +269,10 @@ def test_real_image_sizes_are_planned():
     assert 2500 <= min(sizes) and max(sizes) <= 3056
     ratios = [min(i.width, i.height) / max(i.width, i.height) for s in studies for i in s.images]
     assert 0.79 <= min(ratios) and max(ratios) <= 0.97
+
+
+def test_min_severity_setting_is_validated():
+    assert SynthSettings.from_mapping({"min_severity": 0.3}).min_severity == 0.3
+    assert SynthSettings.from_mapping({}).min_severity == 0.0
+    with pytest.raises(ValueError, match="min_severity"):
+        SynthSettings.from_mapping({"min_severity": 1.0})

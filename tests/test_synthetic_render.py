@@ -293,3 +293,22 @@ def test_device_is_drawn_along_its_path(kind: str) -> None:
 def test_unknown_device_kind() -> None:
     with pytest.raises(ValueError, match="unknown device"):
         place_device("stent", _anatomy(0), np.random.default_rng(0))
+
+
+def test_min_severity_lifts_sampled_severity_affinely() -> None:
+    an = _anatomy(0, "PA")
+    for kind in ("consolidation", "nodule", "pneumothorax"):
+        base = [place_finding(kind, an, np.random.default_rng(s)).severity for s in range(40)]
+        lifted = [
+            place_finding(kind, an, np.random.default_rng(s), min_severity=0.4).severity
+            for s in range(40)
+        ]
+        # same draws, mapped s -> 0.4 + 0.6 s
+        np.testing.assert_allclose(lifted, [0.4 + 0.6 * s for s in base])
+        assert min(lifted) >= 0.4
+    # an explicit severity is used as given
+    f = place_finding("nodule", an, np.random.default_rng(0), severity=0.1, min_severity=0.5)
+    assert f.severity == 0.1
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="min_severity"):
+            place_finding("nodule", an, np.random.default_rng(0), min_severity=bad)

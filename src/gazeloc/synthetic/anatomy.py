@@ -740,16 +740,25 @@ def place_finding(
     *,
     side: str | None = None,
     severity: float | None = None,
+    min_severity: float = 0.0,
 ) -> Finding:
     """Choose where and how large one finding of ``kind`` is in ``anatomy``.
 
     ``side`` is "right", "left" or "bilateral" (patient sides; ignored for midline kinds) and
-    ``severity`` in (0, 1]; both are sampled when None. The returned regions are ellipses in
+    ``severity`` in (0, 1]; both are sampled when None. A sampled severity ``s`` becomes
+    ``min_severity + (1 - min_severity) * s``: 0 keeps the realistic distribution (mostly clear
+    findings, a subtle tail); larger values make every finding larger, denser and more surely
+    reported (an easier dataset). The returned regions are ellipses in
     image pixels that hold the pixels :func:`gazeloc.synthetic.render.render_frontal` changes.
     """
     if kind not in FINDING_KINDS:
         raise ValueError(f"unknown finding kind {kind!r}")
-    sev = sample_severity(rng) if severity is None else float(severity)
+    if not 0.0 <= min_severity < 1.0:
+        raise ValueError(f"min_severity must be in [0, 1), not {min_severity}")
+    if severity is None:
+        sev = min_severity + (1.0 - min_severity) * sample_severity(rng)
+    else:
+        sev = float(severity)
     if not 0.0 < sev <= 1.0:
         raise ValueError(f"severity must be in (0, 1], not {sev}")
     size = _sample_size(rng, sev)

@@ -72,6 +72,7 @@ class SynthSettings:
     phase3_readings: int = 400
     image_size: int | str = 1000
     gaze_samples: bool = False
+    min_severity: float = 0.0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> SynthSettings:
@@ -85,6 +86,8 @@ class SynthSettings:
             raise ValueError("synthetic.image_size must be an integer or 'real'")
         if not 0 <= settings.phase1_images <= 59 or not 0 <= settings.phase2_images <= 50:
             raise ValueError("phase1_images must be 0-59 and phase2_images 0-50")
+        if not 0.0 <= settings.min_severity < 1.0:
+            raise ValueError("synthetic.min_severity must be in [0, 1)")
         return settings
 
 
@@ -489,7 +492,10 @@ def run_study(study: StudyPlan, root: Path, settings: SynthSettings) -> dict:
             anatomy = None
         else:
             anatomy = sample_anatomy(image.width, image.height, rng, view=image.view)
-            findings = [place_finding(kind, anatomy, rng, side=side) for kind, side in plan.kinds]
+            findings = [
+                place_finding(kind, anatomy, rng, side=side, min_severity=settings.min_severity)
+                for kind, side in plan.kinds
+            ]
             devs = [place_device(kind, anatomy, rng) for kind in plan.devices]
             _save_jpeg(path, render_frontal(anatomy, findings, devs, rng))
             if number == 0 or not frontal_findings:
