@@ -59,3 +59,11 @@ def test_every_rule_names_an_existing_environment():
     text = "\n".join(p.read_text() for p in rules)
     assert 'ENV = "../../envs/gazeloc.yaml"' in text
     assert (ROOT / "workflow" / "rules" / "../../envs/gazeloc.yaml").resolve().is_file()
+
+
+def test_runtime_install_can_build_the_report():
+    # `make demo` ends with `snakemake --report`, which needs pygments; the test install gets
+    # it through pytest, so only the declared extra keeps a runtime-only install working.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    snakemake = [r for r in project["dependencies"] if _name(r) == "snakemake"]
+    assert snakemake and "[reports]" in snakemake[0].replace(" ", "")
