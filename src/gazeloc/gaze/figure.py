@@ -18,9 +18,8 @@ import numpy as np
 import polars as pl
 
 from gazeloc.errors import DataFormatError
-from gazeloc.gaze.labelmaps import Mention, label_maps, present_mentions, sentence_labels
-from gazeloc.gaze.render import FrameRenderer
-from gazeloc.gaze.stage import HeatmapSettings
+from gazeloc.gaze.labelmaps import Mention, label_maps, present_mentions
+from gazeloc.gaze.stage import HeatmapSettings, reading_inputs, reading_renderer
 from gazeloc.gaze.timing import Dictation
 from gazeloc.gaze.windows import parse_method
 from gazeloc.images.frame import load_frame
@@ -69,19 +68,10 @@ def build_panel(
     mentions: list[Mention],
     mimic: str | Path,
     settings: HeatmapSettings,
+    labels_path: str | Path = "labels",
 ) -> Panel:
-    fixations = reading.fixations()
-    transcript = reading.transcript()
-    dictation = Dictation.from_words(transcript.text, transcript.words)
-    times, per_sentence = sentence_labels(dictation, mentions)
-    renderer = FrameRenderer(
-        fixations,
-        image_width=reading.width,
-        image_height=reading.height,
-        size=settings.size,
-        sigma_degrees=settings.sigma_degrees,
-        name=reading.id,
-    )
+    dictation, times, per_sentence, fixations = reading_inputs(reading, mentions, labels_path)
+    renderer = reading_renderer(reading, fixations, settings)
     maps = label_maps(
         renderer, times, per_sentence, settings.method, window_end=settings.window_end
     )
@@ -218,7 +208,12 @@ def write_figure1(
     missing = [i for i in ids if i not in readings]
     if missing:
         raise DataFormatError(reflacx, f"reading {missing[0]} is not among phases {phases}")
-    panels = [build_panel(readings[i], mentions.get(i, []), mimic, settings) for i in ids]
+    panels = [
+        build_panel(
+            readings[i], mentions.get(i, []), mimic, settings, labels_paths[readings[i].phase]
+        )
+        for i in ids
+    ]
     draw(panels, out, parse_method(settings.method).name)
     log.info("figure 1: %s -> %s", ", ".join(ids), out)
     return ids

@@ -161,6 +161,20 @@ def reading_inputs(
     return dictation, times, per_sentence, fixations
 
 
+def reading_renderer(
+    reading: ReflacxReading, fixations: pl.DataFrame, settings: HeatmapSettings
+) -> FrameRenderer:
+    """The renderer of one reading's fixations on the settings' frame and Gaussian σ."""
+    return FrameRenderer(
+        fixations,
+        image_width=reading.width,
+        image_height=reading.height,
+        size=settings.size,
+        sigma_degrees=settings.sigma_degrees,
+        name=reading.id,
+    )
+
+
 def compute_reading(
     reading: ReflacxReading,
     mentions: list[Mention],
@@ -169,14 +183,7 @@ def compute_reading(
 ) -> ReadingHeatmaps:
     """Every heatmap of one reading (label-specific and full report)."""
     dictation, times, per_sentence, fixations = reading_inputs(reading, mentions, labels_path)
-    renderer = FrameRenderer(
-        fixations,
-        image_width=reading.width,
-        image_height=reading.height,
-        size=settings.size,
-        sigma_degrees=settings.sigma_degrees,
-        name=reading.id,
-    )
+    renderer = reading_renderer(reading, fixations, settings)
     maps = label_maps(
         renderer,
         times,
