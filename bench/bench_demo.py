@@ -13,21 +13,18 @@ at once on average. Target for ``make demo``: at most 40 minutes on the 2-core m
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import polars as pl
 
 
 def rule_of(path: Path, root: Path) -> str:
-    """The rule a benchmark file belongs to: its first folder, or the file's stem."""
+    """The rule a benchmark file belongs to: its first folder, or its stem less ``_phaseN``."""
     parts = path.relative_to(root).parts
     if len(parts) > 1:
         return parts[0]
-    stem = path.stem
-    for suffix in ("_phase1", "_phase2", "_phase3"):
-        if stem.endswith(suffix):
-            return stem[: -len(suffix)]
-    return stem
+    return re.sub(r"_phase\d+$", "", path.stem)
 
 
 def collect(results: Path) -> pl.DataFrame:
