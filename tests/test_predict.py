@@ -463,3 +463,18 @@ def test_card_of_an_old_payload_says_not_recorded():
         {"experiment": "et", "seed": 1, "git_commit": "abc123", "weights_sha256": "f" * 64}
     )
     assert "| git_commit | `abc123` |" in render_card(provenance)
+
+
+def test_workflow_rule_is_off_unless_images_are_set():
+    from gazeloc.predict import workflow as predict_cfg
+
+    base = {"experiments": ["unannotated", "et"], "seeds": [1, 2]}
+    assert predict_cfg.predict_targets({**base, "predict": {"images": None}}, "res") == []
+    config = {**base, "predict": {"images": "/x", "experiment": "et", "seed": 2}}
+    targets = predict_cfg.predict_targets(config, "res")
+    assert "res/predictions/et/seed2/predictions.csv" in targets
+    assert "res/predictions/et/seed2/overlays" in targets
+    with pytest.raises(ValueError, match="predict.experiment"):
+        predict_cfg.predict_targets({**config, "predict": {"images": "/x", "experiment": "x"}}, "r")
+    with pytest.raises(ValueError, match="predict.seed"):
+        predict_cfg.predict_targets({**config, "predict": {"images": "/x", "seed": 9}}, "r")

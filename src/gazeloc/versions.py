@@ -18,6 +18,7 @@ STAGE_VERSIONS: dict[str, int] = {
     "train": 3,  # gazeloc.model, gazeloc.train: trained models (3: model card, image settings)
     "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
     "tables": 1,  # gazeloc.report: tables, figures
+    "predict": 1,  # gazeloc.predict: predictions, heatmaps and overlays of new images
 }
 
 
