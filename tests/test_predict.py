@@ -474,7 +474,7 @@ def test_workflow_rule_is_off_unless_images_are_set():
     targets = predict_cfg.predict_targets(config, "res")
     assert "res/predictions/et/seed2/predictions.csv" in targets
     assert "res/predictions/et/seed2/overlays" in targets
-    with pytest.raises(ValueError, match="predict.experiment"):
+    with pytest.raises(ValueError, match=r"predict\.experiment"):
         predict_cfg.predict_targets({**config, "predict": {"images": "/x", "experiment": "x"}}, "r")
-    with pytest.raises(ValueError, match="predict.seed"):
+    with pytest.raises(ValueError, match=r"predict\.seed"):
         predict_cfg.predict_targets({**config, "predict": {"images": "/x", "seed": 9}}, "r")
