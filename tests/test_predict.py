@@ -379,9 +379,10 @@ def test_bad_files_are_listed_as_skipped(study, tmp_path):
     Image.new("L", (20, 20)).save(bad / "scan.tif")
     (bad / "garbage.dcm").write_bytes(b"\x00" * 300)
     (bad / "good.jpg").write_bytes(data)
+    _write_dicom(bad / "scan.dcm", _blocks(BLOCK_VALUES), "MONOCHROME1")
     out = tmp_path / "out"
     summary = predict(study["model"], [bad], out, PredictOptions(progress=False, device="cpu"))
-    assert summary["images"] == 1 and summary["skipped"] == 5
+    assert summary["images"] == 2 and summary["skipped"] == 5
     skipped = {
         r["path"].rsplit("/", 1)[-1]: r["reason"] for r in _read_predictions(out / "skipped.csv")
     }
@@ -390,7 +391,14 @@ def test_bad_files_are_listed_as_skipped(study, tmp_path):
     assert "not a readable image" in skipped["notes.txt"]
     assert "TIFF images are not supported" in skipped["scan.tif"]
     assert "DICOM" in skipped["garbage.dcm"]
-    assert [r["name"] for r in _read_predictions(out / "predictions.csv")] == ["good"]
+    rows = _read_predictions(out / "predictions.csv")
+    assert [(r["name"], r["width"], r["height"]) for r in rows] == [
+        ("good", "300", "400"),
+        ("scan", "64", "48"),
+    ]
+    with h5py.File(out / "heatmaps.h5") as f:
+        assert sorted(f) == ["good", "scan"] and f["scan"].attrs["kind"] == "DICOM MONOCHROME1"
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["good.png", "scan.png"]
     strict = tmp_path / "strict"
     with pytest.raises(DataFormatError, match=r"empty\.jpg: empty file"):
         predict(study["model"], [bad], strict, PredictOptions(progress=False, strict=True))

@@ -235,7 +235,7 @@ def overlay_png(
     (or the plain image with ``note`` when there is none)."""
     from PIL import Image, ImageDraw
 
-    gray = display.astype(np.float32)[..., None]
+    gray = display.astype(np.uint16)[..., None]
     tiles = []
     for label, probability, heat, threshold in panels or [("", float("nan"), None, None)]:
         if heat is None:
@@ -243,9 +243,10 @@ def overlay_png(
             text = note
         else:
             values = np.clip(heat.astype(np.float32), 0, 1)
-            colour = jet[np.rint(values * 255).astype(np.uint8)].astype(np.float32)
-            alpha = 0.5 * values[..., None]
-            rgb = (gray * (1 - alpha) + colour * alpha).astype(np.uint8)
+            level = np.rint(values * 255).astype(np.uint8)
+            alpha = (level >> 1).astype(np.uint16)[..., None]  # 0.5 x the map value, of 256
+            colour = jet[level].astype(np.uint16)
+            rgb = ((gray * (256 - alpha) + colour * alpha) >> 8).astype(np.uint8)
             if threshold is not None:
                 rgb[_outline(values > threshold)] = (255, 255, 255)
             text = f"{DISPLAY_NAMES.get(label, label)}: p = {probability:.3f}"
