@@ -381,7 +381,8 @@ def test_bad_files_are_listed_as_skipped(study, tmp_path):
     (bad / "good.jpg").write_bytes(data)
     _write_dicom(bad / "scan.dcm", _blocks(BLOCK_VALUES), "MONOCHROME1")
     out = tmp_path / "out"
-    summary = predict(study["model"], [bad], out, PredictOptions(progress=False, device="cpu"))
+    options = PredictOptions(progress=False, device="cpu", workers=1)  # a reading process
+    summary = predict(study["model"], [bad], out, options)
     assert summary["images"] == 2 and summary["skipped"] == 5
     skipped = {
         r["path"].rsplit("/", 1)[-1]: r["reason"] for r in _read_predictions(out / "skipped.csv")

@@ -52,6 +52,9 @@ class UnsupportedImage(Exception):
         self.path = Path(path)
         self.reason = reason
 
+    def __reduce__(self):  # picklable (image-reading worker processes)
+        return (type(self), (self.path, self.reason))
+
 
 @dataclass
 class LoadedImage:
