@@ -142,12 +142,19 @@ ANNOTATED_ONLY_KEYS = (
 depend on them (a change to one of them does not rerun it)."""
 
 
+ELLIPSE_ONLY_KEYS = ("vanishing_ellipses",)
+"""Training keys that only act on ellipse annotations (``annotations: ellipse``)."""
+
+
 def method_settings(resolved: dict[str, Any]) -> dict[str, Any]:
-    """``resolved`` without the runtime-only training keys (:data:`RUNTIME_KEYS`) and, for an
-    experiment without annotations, without :data:`ANNOTATED_ONLY_KEYS` (their defaults are
-    used and change nothing)."""
+    """``resolved`` without the runtime-only training keys (:data:`RUNTIME_KEYS`), for an
+    experiment without annotations without :data:`ANNOTATED_ONLY_KEYS`, and for one without
+    ellipse annotations without :data:`ELLIPSE_ONLY_KEYS` (their defaults are used and change
+    nothing)."""
     out = copy.deepcopy(resolved)
     dropped = RUNTIME_KEYS + (ANNOTATED_ONLY_KEYS if out["annotations"] == "none" else ())
+    if out["annotations"] != "ellipse":
+        dropped += ELLIPSE_ONLY_KEYS
     for key in dropped:
         out["training"].pop(key, None)
     return out
