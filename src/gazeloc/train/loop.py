@@ -3,7 +3,10 @@
 Per run (reference-method.md §8): AMSGrad Adam (``lr``, coupled weight decay), batches drawn
 uniformly without replacement from the union of MIMIC train and the annotated train readings
 (``drop_last``), ``L = L_I + λ_T L_T``, and after every epoch the mean AUC over labels on MIMIC
-val; the best epoch (ties: the later one) becomes ``model.pt``.
+val; the best epoch (ties: the later one) becomes ``model.pt``. As in the reference, a batch
+without a decoder target (no annotated image with a positive, localized label) gives the
+decoder no gradient at all, so the optimizer leaves its weights, moments and weight decay
+alone on that step (:meth:`Step.loss`).
 
 Reproducibility: every random choice is a function of ``(seed, epoch, step)`` — the model's
 initialisation (``seed``), each epoch's permutation (``seed, epoch``), each batch's
