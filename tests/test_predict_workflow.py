@@ -45,7 +45,7 @@ def test_predict_rule_and_model_cards(tiny_run, tmp_path):
     assert info["images"] == 4 and info["skipped"] == 0
     assert "chosen on validation" in info["source_note"]
     rows = list(csv.DictReader(open(out / "predictions.csv")))
-    assert len(rows) == 4 and rows[0]["name"] == "archive"
+    assert len(rows) == 4 and "archive" in {r["name"] for r in rows}
     with h5py.File(out / "heatmaps.h5") as f:
         for row in rows:
             for label in f[row["name"]]:

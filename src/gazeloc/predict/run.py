@@ -460,7 +460,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+                {k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in row.items()}
             )
 
 
