@@ -9,6 +9,10 @@ experiment, heatmap source and label, the threshold is the first maximiser of th
 IoU averaged over seeds, and it is applied to every seed's test IoU. The reported source is
 the one with the best mean validation IoU (``validation``) or the reference's fixed choice
 (``reference``: spatial activations for ``unannotated``, the decoder otherwise).
+
+Hit rates (metric ``hit_rate``) are reported for the reported source. With the per-item files
+the summary also carries the two-level bootstrap CI (:mod:`gazeloc.report.bootstrap`), and
+:func:`write_comparisons` writes the paired differences between experiments.
 """
 
 from __future__ import annotations
