@@ -172,7 +172,7 @@ def test_evaluate_tiny_model_against_an_independent_computation(inputs, model_fi
     frame = _evaluate(inputs, model_file)
     assert frame.schema == pl.Schema(SCHEMA)
     assert set(frame["experiment"]) == {"et"} and set(frame["seed"]) == {4}
-    assert frame.height == 10 + 3 * 10 * len(REFERENCE_THRESHOLDS)
+    assert frame.height == 10 + 3 * 10 * len(REFERENCE_THRESHOLDS) + 3 * 10  # + hit rates
     index = pl.read_parquet(inputs.index)
     # AUC: MIMIC val images, null labels left out
     from gazeloc.images import ShardDataset
@@ -216,11 +216,27 @@ def test_evaluate_tiny_model_against_an_independent_computation(inputs, model_fi
             per_image = _definition(values[:, k].numpy(), masks[:, k], REFERENCE_THRESHOLDS)
             want = per_image[positive[:, k]].mean(axis=0)
             np.testing.assert_allclose(rows["value"].to_numpy(), want, atol=1e-12)
+            # hit rate by the definition: the upscaled map's centre pixel of the first maximum
+            # (the frame pixels that nearest-neighbour upscaling maps to that cell)
+            side, size = values.shape[-1], masks.shape[-1]
+            hits = []
+            for i in np.flatnonzero(positive[:, k]):
+                r, c = divmod(int(np.argmax(values[i, k].numpy())), side)
+                rows_r = [y for y in range(size) if y * side // size == r]
+                cols_c = [x for x in range(size) if x * side // size == c]
+                y, x = rows_r[(len(rows_r) - 1) // 2], cols_c[(len(cols_c) - 1) // 2]
+                hits.append(bool(masks[i, k, y, x]))
+            hit = frame.filter(
+                (pl.col("metric") == "hit_rate")
+                & (pl.col("source") == source)
+                & (pl.col("label") == label)
+            )
+            assert hit["value"][0] == pytest.approx(np.mean(hits))
 
 
 def test_evaluate_empty_split_gives_nan_rows(inputs, model_file):
     frame = _evaluate(inputs, model_file, split="test", sources=("grid",), thresholds=(0.5,))
-    assert frame.height == 10 + 10
+    assert frame.height == 10 + 10 + 10
     assert frame["value"].is_nan().all() and (frame["n_positive"] == 0).all()
 
 
@@ -259,7 +275,8 @@ def test_cli_evaluate_tables_figures(inputs, model_file, tmp_path):
     tables = tmp_path / "tables"
     assert cli_main(["tables", "--metrics", str(metrics), "--out-dir", str(tables)]) == 0
     summary = pl.read_csv(tables / "summary.csv")
-    assert summary["n_seeds"].to_list() == [2, 2]
+    assert summary["n_seeds"].to_list() == [2, 2, 2]
+    assert summary["metric"].to_list() == ["auc", "iou", "hit_rate"]
     selection = pl.read_csv(tables / "selection.csv")
     assert selection.filter(pl.col("reported"))["source"].n_unique() == 1
     figures = tmp_path / "figures"
@@ -278,6 +295,72 @@ def test_cli_evaluate_tables_figures(inputs, model_file, tmp_path):
     assert code == 0
     for name in ("iou.png", "figure4.png"):
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_both_splits_per_item_files_bootstrap_and_comparisons(inputs, model_file, tmp_path):
+    """One evaluation writes both splits and their per-item files; the tables' bootstrap and
+    the comparisons read them (the val numbers stand in for a test split here)."""
+    from gazeloc.evaluate.run import IMAGE_SCHEMA, READING_SCHEMA
+
+    run = tmp_path / "metrics" / "ellipse" / "seed2"
+    args = ["--model", str(model_file), "--index", str(inputs.index)]
+    args += ["--manifest", str(inputs.manifest), "--ellipses", str(inputs.ellipses)]
+    args += ["--split", "val", "test", "--experiment", "ellipse", "--seed", "2"]
+    args += ["--thresholds", "0.1", "0.5", "--device", "cpu", "--no-progress"]
+    assert cli_main(["evaluate", *args, "--out-dir", str(run)]) == 0
+    names = sorted(p.name for p in run.iterdir())
+    assert names == [
+        f"{s}{part}.parquet" for s in ("test", "val") for part in ("", "_images", "_readings")
+    ]
+    images = pl.read_parquet(run / "val_images.parquet")
+    readings = pl.read_parquet(run / "val_readings.parquet")
+    assert images.schema == pl.Schema(IMAGE_SCHEMA) and readings.schema == pl.Schema(READING_SCHEMA)
+    metrics = pl.read_parquet(run / "val.parquet")
+    auc = metrics.filter((pl.col("metric") == "auc") & (pl.col("label") == "edema"))
+    edema = images.filter((pl.col("label") == "edema") & pl.col("target").is_not_null())
+    want = roc_auc_score(edema["target"].to_numpy(), edema["probability"].to_numpy())
+    assert auc["value"][0] == pytest.approx(want)
+    iou = metrics.filter((pl.col("metric") == "iou") & (pl.col("label") == "edema"))
+    per_reading = readings.filter(pl.col("label") == "edema")
+    for row in iou.iter_rows(named=True):
+        values = per_reading.filter(
+            (pl.col("source") == row["source"]) & (pl.col("threshold") == row["threshold"])
+        )["iou"]
+        assert values.len() == row["n_positive"] and values.mean() == pytest.approx(row["value"])
+    # two experiments x two seeds of "test" results made from the val ones
+    files = []
+    for experiment in ("ellipse", "et"):
+        for seed in (2, 3):
+            folder = tmp_path / "all" / experiment / f"seed{seed}"
+            folder.mkdir(parents=True)
+            for part in ("", "_images", "_readings"):
+                frame = pl.read_parquet(run / f"val{part}.parquet").with_columns(
+                    pl.lit(experiment).alias("experiment"), pl.lit(seed, pl.Int64).alias("seed")
+                )
+                frame.write_parquet(folder / f"val{part}.parquet")
+                frame.with_columns(pl.lit("test").alias("split")).write_parquet(
+                    folder / f"test{part}.parquet"
+                )
+            files += [str(folder / "val.parquet"), str(folder / "test.parquet")]
+    tables = tmp_path / "tables"
+    boot = ["--bootstrap-samples", "200"]
+    code = cli_main(["tables", "--metrics", *files, "--out-dir", str(tables), "--bootstrap", *boot])
+    assert code == 0
+    summary = pl.read_csv(tables / "summary.csv")
+    assert summary.columns[-2:] == ["boot_ci_low", "boot_ci_high"]
+    for row in summary.iter_rows(named=True):
+        assert (
+            row["boot_ci_low"] <= row["mean"] + 1e-9 and row["mean"] - 1e-9 <= row["boot_ci_high"]
+        )
+    assert (tables / "hit_rate_per_label.md").read_text().startswith("# Hit rate per label")
+    pairs = ["--pairs", "et:ellipse"]
+    code = cli_main(["comparisons", "--metrics", *files, "--out-dir", str(tables), *pairs, *boot])
+    assert code == 0
+    comparisons = pl.read_csv(tables / "comparisons.csv")
+    assert comparisons["metric"].to_list() == ["auc", "iou", "hit_rate"]
+    # identical results: a difference of 0 in every replicate, p = 1
+    assert comparisons["difference"].to_list() == [0.0, 0.0, 0.0]
+    assert comparisons["p_value"].to_list() == [1.0, 1.0, 1.0]
 
 
 def test_read_metrics_missing_column(tmp_path):

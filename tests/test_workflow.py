@@ -39,7 +39,30 @@ def test_tiny_run_outputs(tiny_run):
             metrics = pl.read_parquet(
                 results / "metrics" / experiment / "seed1" / f"{split}.parquet"
             )
-            assert set(metrics["metric"]) == {"auc", "iou"}
+            assert set(metrics["metric"]) == {"auc", "iou", "hit_rate"}
+            for part in ("images", "readings"):
+                items = pl.read_parquet(
+                    results / "metrics" / experiment / "seed1" / f"{split}_{part}.parquet"
+                )
+                assert items.height > 0 and set(items["experiment"]) == {experiment}
+    # the evaluation statistics: bootstrap CIs, hit rate, comparisons, inter-rater agreement
+    assert {"boot_ci_low", "boot_ci_high"} <= set(summary.columns)
+    assert set(summary["metric"]) == {"auc", "iou", "hit_rate"}
+    comparisons = pl.read_csv(results / "tables" / "comparisons.csv")
+    assert set(zip(comparisons["experiment_a"], comparisons["experiment_b"], strict=True)) == {
+        ("et", "unannotated"),
+        ("ellipse", "et"),
+        ("ellipse", "unannotated"),
+    }
+    assert comparisons["p_value"].drop_nulls().is_between(0, 1).all()
+    interrater = pl.read_csv(results / "tables" / "interrater.csv")
+    assert set(interrater["split"]) == {"all", "test"} and interrater["n_pairs"].sum() > 0
+    assert "radiologists" in (results / "tables" / "iou_per_label.md").read_text()
+    for name in ("hit_rate_per_label", "comparisons", "interrater"):
+        assert (results / "tables" / f"{name}.md").is_file()
+        rule = "tables" if name == "hit_rate_per_label" else name
+        assert (results / "logs" / f"{rule}.log").is_file()
+        assert (results / "benchmarks" / f"{rule}.tsv").is_file()
     for figure in ("figure1", "figure4", "iou_per_label", "location_extraction_delay"):
         assert (results / "figures" / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
 
@@ -71,12 +94,19 @@ def _stale(result: subprocess.CompletedProcess) -> dict[str, int]:
 # After the tiny run (3 REFLACX phases, 2 shards, experiments unannotated/ellipse/et, seed 1):
 # what a dry run must list after each change (README "Reruns"). The report is rebuilt by
 # `make demo` each time and is not a job.
-_AFTER_TRAIN = {"selection": 1, "tables": 1, "iou_figure": 1, "figure4": 1}
+# One evaluation job per experiment and seed writes both splits.
+_AFTER_TRAIN = {"selection": 1, "tables": 1, "comparisons": 1, "iou_figure": 1, "figure4": 1}
 RERUNS = {
     "tables.ci_method": ("tables:\n  ci_method: normal_pop\n", {"tables": 1, "iou_figure": 1}),
+    # the figure of iou_per_label.csv follows the tables job that rewrites it
+    "tables.bootstrap_samples": (
+        "tables:\n  bootstrap_samples: 500\n",
+        {"tables": 1, "comparisons": 1, "interrater": 1, "iou_figure": 1},
+    ),
+    "tables.comparisons": ("tables:\n  comparisons: [[et, ellipse]]\n", {"comparisons": 1}),
     "training.lambda_t": (
         "training:\n  lambda_t: 30.0\n",
-        {"train": 2, "evaluate": 4, **_AFTER_TRAIN},  # not unannotated
+        {"train": 2, "evaluate": 2, **_AFTER_TRAIN},  # not unannotated
     ),
     "heatmaps.method": (
         "heatmaps:\n  method: 2s_startofsentence_lastmention\n",
@@ -85,7 +115,7 @@ RERUNS = {
             "location_extraction": 1,
             "figure1": 1,
             "train": 1,  # et
-            "evaluate": 2,
+            "evaluate": 1,
             **_AFTER_TRAIN,
         },
     ),
@@ -99,7 +129,8 @@ RERUNS = {
             "location_extraction": 1,
             "figure1": 1,
             "train": 3,
-            "evaluate": 6,
+            "evaluate": 3,
+            "interrater": 1,
             **_AFTER_TRAIN,
         },
     ),
@@ -111,15 +142,15 @@ RERUNS = {
             "location_extraction": 1,
             "figure1": 1,
             "train": 1,  # et
-            "evaluate": 2,
+            "evaluate": 1,
             **_AFTER_TRAIN,
         },
     ),
     "training.vanishing_ellipses": (
         "training:\n  vanishing_ellipses: skip\n",
-        {"train": 1, "evaluate": 2, **_AFTER_TRAIN},  # ellipse only
+        {"train": 1, "evaluate": 1, **_AFTER_TRAIN},  # ellipse only
     ),
-    "one more seed": ("seeds: [1, 2]\n", {"train": 3, "evaluate": 6, **_AFTER_TRAIN}),
+    "one more seed": ("seeds: [1, 2]\n", {"train": 3, "evaluate": 3, **_AFTER_TRAIN}),
     "worker counts": (
         "training:\n  workers: 1\nevaluation:\n  workers: 1\nsynthetic:\n  workers: 2\n",
         {},
@@ -158,7 +189,7 @@ def test_docs_comments_and_versions(tiny_run):
             "location_extraction": 1,
             "figure1": 1,
             "train": 1,
-            "evaluate": 2,
+            "evaluate": 1,
             **_AFTER_TRAIN,
         }
     finally:

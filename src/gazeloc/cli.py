@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from gazeloc.errors import DataFormatError
 from gazeloc.ioutil import atomic_write_text
@@ -234,9 +235,12 @@ def _figure1(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from gazeloc.evaluate.run import EvalOptions, evaluate_model, write_metrics
+    from gazeloc.evaluate.run import EvalOptions, evaluate_splits, write_split
     from gazeloc.metrics import REFERENCE_THRESHOLDS
 
+    splits = list(dict.fromkeys(args.split))
+    if args.out is not None and len(splits) != 1:
+        raise SystemExit("gazeloc evaluate: --out takes one split; use --out-dir for several")
     torch.set_num_threads(max(1, args.threads))
     options = EvalOptions(
         thresholds=tuple(args.thresholds) if args.thresholds else REFERENCE_THRESHOLDS,
@@ -246,22 +250,52 @@ def _evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress,
     )
-    frame = evaluate_model(
+    results = evaluate_splits(
         args.model,
         index=args.index,
         manifest=args.manifest,
         ellipses=args.ellipses,
-        split=args.split,
+        splits=splits,
         options=options,
         experiment=args.experiment,
         seed=args.seed,
     )
-    write_metrics(frame, args.out)
-    log.info("%d metric rows -> %s", frame.height, args.out)
+    for split, result in results.items():
+        out = args.out if args.out is not None else args.out_dir / f"{split}.parquet"
+        write_split(result, out)
+        log.info(
+            "%s: %d metric rows, %d image rows, %d reading rows -> %s (and beside it)",
+            split,
+            result.metrics.height,
+            result.images.height,
+            result.readings.height,
+            out,
+        )
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _items(paths: Sequence[Path]) -> tuple[Any, Any]:
+    """The test per-item tables beside the test metrics files among ``paths``."""
+    from gazeloc.evaluate.run import IMAGE_SCHEMA, READING_SCHEMA, item_paths, read_items
+
+    tests = [p for p in paths if p.name == "test.parquet"]
+    pairs = [item_paths(p) for p in tests]
+    return (
+        read_items([a for a, _ in pairs], IMAGE_SCHEMA),
+        read_items([b for _, b in pairs], READING_SCHEMA),
+    )
+
+
 def _tables(args: argparse.Namespace) -> int:
+    import polars as pl
+
     from gazeloc.evaluate.run import read_metrics
     from gazeloc.report.tables import write_selection, write_tables
     from gazeloc.report.workflow import tables_options
@@ -275,6 +309,10 @@ def _tables(args: argparse.Namespace) -> int:
         )
         log.info("tables: %s", path)
         return 0
+    images = readings = None
+    if args.bootstrap:
+        images, readings = _items(args.metrics)
+    interrater = pl.read_csv(args.interrater) if args.interrater else None
     written = write_tables(
         metrics,
         args.out_dir,
@@ -282,9 +320,47 @@ def _tables(args: argparse.Namespace) -> int:
         ci_method=args.ci_method,
         source=args.source,
         selection=not args.no_selection,
+        images=images,
+        readings=readings,
+        bootstrap_samples=args.bootstrap_samples,
+        interrater=interrater,
         **tables_options(info, experiments),
     )
     log.info("tables: %s", ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def _comparisons(args: argparse.Namespace) -> int:
+    from gazeloc.evaluate.run import read_metrics
+    from gazeloc.report.tables import write_comparisons
+
+    metrics = read_metrics(args.metrics)
+    experiments = args.experiments or metrics["experiment"].unique(maintain_order=True).to_list()
+    pairs = []
+    for item in args.pairs:
+        a, sep, b = item.partition(":")
+        if not sep or not a or not b:
+            raise SystemExit(f"gazeloc comparisons: --pairs takes A:B, not {item!r}")
+        pairs.append((a, b))
+    images, readings = _items(args.metrics)
+    path = write_comparisons(
+        metrics,
+        images,
+        readings,
+        args.out_dir,
+        pairs=pairs,
+        experiments=experiments,
+        source=args.source,
+        bootstrap_samples=args.bootstrap_samples,
+    )
+    log.info("comparisons: %s", path)
+    return 0
+
+
+def _interrater(args: argparse.Namespace) -> int:
+    from gazeloc.report.interrater import write_interrater
+
+    write_interrater(args.ellipses, args.csv, args.md, args.bootstrap_samples)
     return 0
 
 
@@ -647,17 +723,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "evaluate",
-        help="AUC (MIMIC) and IoU (REFLACX, every heatmap source and threshold) of a model",
-        description="Evaluate a trained model.pt on one split: per-label AUC of the image-level "
-        "probability on the MIMIC images, and per-label IoU of the spatial activations, decoder "
-        "output and Grad-CAM against the phase-3 ellipses at every threshold (positive readings "
-        "only). Writes the tidy metrics parquet.",
+        help="AUC (MIMIC), IoU and hit rate (REFLACX, every heatmap source) of a model",
+        description="Evaluate a trained model.pt on one or more splits (one model load): "
+        "per-label AUC of the image-level probability on the MIMIC images, and per-label IoU "
+        "(at every threshold) and hit rate of the spatial activations, decoder output and "
+        "Grad-CAM against the phase-3 ellipses (positive readings only). Writes, per split, the "
+        "tidy metrics parquet and the per-image and per-reading parquet files.",
     )
     p.add_argument("--model", type=Path, required=True, help="model.pt of gazeloc train")
     p.add_argument("--index", type=Path, required=True, help="images/index.parquet")
     p.add_argument("--manifest", type=Path, required=True, help="images/shards.parquet")
     p.add_argument("--ellipses", type=Path, required=True, help="ellipses/phase3.h5")
-    p.add_argument("--split", choices=("val", "test"), required=True)
+    p.add_argument("--split", choices=("val", "test"), nargs="+", required=True)
     p.add_argument("--experiment", default=None, help="experiment name (default: the model's)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the model's)")
     p.add_argument(
@@ -678,7 +755,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="data-loading processes")
     p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--out", type=Path, required=True, help="metrics parquet")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument(
+        "--out",
+        type=Path,
+        help="metrics parquet of the one split (SPLIT_images.parquet and "
+        "SPLIT_readings.parquet are written beside it, named after it)",
+    )
+    out.add_argument(
+        "--out-dir",
+        type=Path,
+        help="folder for SPLIT.parquet, SPLIT_images.parquet and SPLIT_readings.parquet of "
+        "every split",
+    )
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser(
@@ -703,7 +792,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--selection-only", action="store_true", help="write only OUT_DIR/selection.csv"
     )
     only.add_argument("--no-selection", action="store_true", help="do not write selection.csv")
+    p.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="bootstrap CIs in the summary from the per-item files beside the test metrics",
+    )
+    p.add_argument("--bootstrap-samples", type=_positive, default=1000, help="replicates")
+    p.add_argument("--interrater", type=Path, help="interrater.csv, shown in iou_per_label.md")
     p.set_defaults(func=_tables)
+
+    p = sub.add_parser(
+        "comparisons",
+        help="paired differences between experiments with bootstrap CIs and p-values",
+        description="For each pair A:B of experiments, the difference of the test summary "
+        "means (AUC, IoU, hit rate), its 95%% CI and two-sided p-value from a paired two-level "
+        "bootstrap over seeds and test subjects. Reads the per-item files beside the test "
+        "metrics files. Writes OUT_DIR/comparisons.csv and .md.",
+    )
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="tidy parquet files")
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--pairs", nargs="*", default=[], help="A:B ... (difference A - B)")
+    p.add_argument("--experiments", nargs="*", default=[], help="the evaluated experiments")
+    p.add_argument("--source", choices=("validation", "reference"), default="validation")
+    p.add_argument("--bootstrap-samples", type=_positive, default=1000, help="replicates")
+    p.set_defaults(func=_comparisons)
+
+    p = sub.add_parser(
+        "interrater",
+        help="inter-radiologist IoU on the REFLACX phase 1-2 ellipses (CSV and Markdown)",
+        description="Per label, the mean IoU of every pair of readings of the same image in "
+        "which both radiologists drew an ellipse (certainty >= 3), with a bootstrap CI over "
+        "images, for all images and for the test-split images.",
+    )
+    p.add_argument("--ellipses", type=Path, nargs="+", required=True, help="phase{1,2}.h5")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--md", type=Path, required=True)
+    p.add_argument("--bootstrap-samples", type=_positive, default=1000, help="replicates")
+    p.set_defaults(func=_interrater)
 
     p = sub.add_parser(
         "figures",

@@ -16,8 +16,8 @@ STAGE_VERSIONS: dict[str, int] = {
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
     "train": 3,  # gazeloc.model, gazeloc.train: trained models
-    "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
-    "tables": 1,  # gazeloc.report: tables, figures
+    "evaluate": 2,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics and per-item results
+    "tables": 2,  # gazeloc.report: tables, comparisons, inter-rater table, figures
 }
 
 

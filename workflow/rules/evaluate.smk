@@ -1,5 +1,6 @@
-# Evaluation (one job per trained experiment x seed x split), result tables, figures.
-# Metrics: results/metrics/{experiment}/seed{seed}/{val,test}.parquet (tidy, design.md).
+# Evaluation (one job per trained experiment x seed: both splits, one model load), result
+# tables, figures. Metrics: results/metrics/{experiment}/seed{seed}/{val,test}.parquet (tidy)
+# and beside them {val,test}_images.parquet, {val,test}_readings.parquet (per-item values).
 # Tables: results/tables/{summary,auc_per_label,iou_per_label[,ablation]}.{csv,md} and
 # selection.csv (thresholds and sources chosen on validation). Figures: results/figures/.
 # The runs are those of the training stage (train_targets), known once every rule is read:
@@ -8,14 +9,21 @@ from gazeloc.report import workflow as report_cfg
 
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
-TABLE_NAMES = ["summary", "auc_per_label", "iou_per_label"] + (
+TABLE_NAMES = ["summary", "auc_per_label", "iou_per_label", "hit_rate_per_label"] + (
     ["ablation"] if report_cfg.ablation_enabled(config) else []
 )
+# Inter-radiologist agreement: the REFLACX phases read by several radiologists that exist.
+INTERRATER_PHASES = [p for p in (1, 2) if p in HEATMAP_PHASES]
+INTERRATER = (
+    [f"{TABLES}/interrater.{ext}" for ext in ("csv", "md")] if INTERRATER_PHASES else []
+)
+TARGETS.extend(INTERRATER)
 
 
 if config["experiments"]:
     TARGETS.extend(
         [f"{TABLES}/{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")]
+        + [f"{TABLES}/comparisons.{ext}" for ext in ("csv", "md")]
         + [f"{FIGURES}/iou_per_label.png", f"{FIGURES}/figure4.png"]
     )
 
@@ -27,14 +35,17 @@ rule evaluate:
         manifest=f"{RESULTS}/images/shards.parquet",
         ellipses=f"{RESULTS}/ellipses/phase3.h5",
     output:
-        f"{RESULTS}/metrics/{{experiment}}/seed{{seed}}/{{split}}.parquet",
+        **{
+            f"{split}{part}": f"{RESULTS}/metrics/{{experiment}}/seed{{seed}}/{split}{part}.parquet"
+            for split in ("val", "test")
+            for part in ("", "_images", "_readings")
+        },
     log:
-        f"{LOGS}/evaluate/{{experiment}}/seed{{seed}}_{{split}}.log",
+        f"{LOGS}/evaluate/{{experiment}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/evaluate/{{experiment}}/seed{{seed}}_{{split}}.tsv"
+        f"{BENCH}/evaluate/{{experiment}}/seed{{seed}}.tsv"
     wildcard_constraints:
         experiment="|".join(train_cfg.EXPERIMENTS),
-        split="val|test",
     conda:
         "../../envs/gazeloc-cuda.yaml"
     threads: config["evaluation"]["workers"] + 1
@@ -50,17 +61,51 @@ rule evaluate:
         device=config["evaluation"]["device"],
     shell:
         "python -m gazeloc evaluate --model {input.model} --index {input.index}"
-        " --manifest {input.manifest} --ellipses {input.ellipses} --split {wildcards.split}"
+        " --manifest {input.manifest} --ellipses {input.ellipses} --split val test"
         " --experiment {wildcards.experiment} --seed {wildcards.seed}"
         " --thresholds {params.thresholds} --sources {params.sources}"
         " --batch-size {params.batch_size} --device {params.device}"
-        " --workers $(( {threads} - 1 )) --threads {threads} --out {output} > {log} 2>&1"
+        " --workers $(( {threads} - 1 )) --threads {threads}"
+        " --out-dir $(dirname {output.val:q}) > {log} 2>&1"
 
 
 localrules:
     selection,
     tables,
+    comparisons,
+    interrater,
     iou_figure,
+
+
+# Human benchmark: IoU between radiologists reading the same phase 1-2 image (own job: it
+# depends on the ellipses and the bootstrap size only).
+rule interrater:
+    input:
+        ellipses=[f"{ELLIPSES}/phase{p}.h5" for p in INTERRATER_PHASES],
+    output:
+        csv=f"{TABLES}/interrater.csv",
+        md=report(
+            f"{TABLES}/interrater.md",
+            caption="../report/interrater.rst",
+            category="Results",
+            subcategory="Tables",
+        ),
+    log:
+        f"{LOGS}/interrater.log",
+    benchmark:
+        f"{BENCH}/interrater.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        version=stage_version("tables"),
+        bootstrap_samples=config["tables"]["bootstrap_samples"],
+    shell:
+        "python -m gazeloc interrater --ellipses {input.ellipses} --csv {output.csv}"
+        " --md {output.md} --bootstrap-samples {params.bootstrap_samples} > {log} 2>&1"
 
 
 # Thresholds and heatmap sources chosen on validation (its own job: figure 4 depends on it,
@@ -95,6 +140,8 @@ rule selection:
 rule tables:
     input:
         metrics=lambda w: report_cfg.metrics_inputs(config, RESULTS, workflow.rules),
+        per_item=lambda w: report_cfg.item_inputs(config, RESULTS, workflow.rules),
+        interrater=INTERRATER[:1],
     output:
         **{
             f"{name}_{ext}": (
@@ -123,6 +170,7 @@ rule tables:
     params:
         version=stage_version("tables"),
         ci_method=config["tables"]["ci_method"],
+        bootstrap_samples=config["tables"]["bootstrap_samples"],
         source=config["evaluation"]["source"],
         experiments=lambda w: " ".join(
             report_cfg.experiments_of(config, RESULTS, workflow.rules)
@@ -130,11 +178,52 @@ rule tables:
         info=lambda w: report_cfg.experiment_info(
             config, report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
+        interrater=lambda w, input: (
+            f"--interrater {input.interrater}" if input.interrater else ""
+        ),
     shell:
         "python -m gazeloc tables --no-selection --metrics {input.metrics}"
         " --out-dir $(dirname {output.summary_csv:q})"
         " --experiments {params.experiments} --ci-method {params.ci_method}"
+        " --bootstrap --bootstrap-samples {params.bootstrap_samples} {params.interrater}"
         " --source {params.source} --experiment-info {params.info:q} > {log} 2>&1"
+
+
+# Paired differences between configured experiments (tables.comparisons).
+rule comparisons:
+    input:
+        metrics=lambda w: report_cfg.metrics_inputs(config, RESULTS, workflow.rules),
+        per_item=lambda w: report_cfg.item_inputs(config, RESULTS, workflow.rules),
+    output:
+        csv=f"{TABLES}/comparisons.csv",
+        md=report(
+            f"{TABLES}/comparisons.md",
+            caption="../report/comparisons.rst",
+            category="Results",
+            subcategory="Tables",
+        ),
+    log:
+        f"{LOGS}/comparisons.log",
+    benchmark:
+        f"{BENCH}/comparisons.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        version=stage_version("tables"),
+        bootstrap_samples=config["tables"]["bootstrap_samples"],
+        pairs=" ".join(f"{a}:{b}" for a, b in config["tables"]["comparisons"]),
+        source=config["evaluation"]["source"],
+        experiments=lambda w: " ".join(
+            report_cfg.experiments_of(config, RESULTS, workflow.rules)
+        ),
+    shell:
+        "python -m gazeloc comparisons --metrics {input.metrics} --out-dir $(dirname {output.csv:q})"
+        " --pairs {params.pairs} --experiments {params.experiments} --source {params.source}"
+        " --bootstrap-samples {params.bootstrap_samples} > {log} 2>&1"
 
 
 rule iou_figure:

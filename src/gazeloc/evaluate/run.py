@@ -1,5 +1,6 @@
-"""Evaluate one trained model on one split: per-label AUC on MIMIC-CXR-JPG and per-label IoU
-on REFLACX phase 3 for every heatmap source and threshold (reference-method.md §9).
+"""Evaluate one trained model on its splits: per-label AUC on MIMIC-CXR-JPG, and per-label IoU
+(every heatmap source and threshold) and hit rate on REFLACX phase 3 (reference-method.md §9).
+The model is loaded once for all splits.
 
 * AUC: the image-level probability ``C_k`` (Eq. 1) of the MIMIC images of the split
   (``in_mimic`` rows of the index), per label over the images whose label is known (a null
@@ -9,9 +10,14 @@ on REFLACX phase 3 for every heatmap source and threshold (reference-method.md �
   compared with the label's ellipse mask (certainty ≥ 3) at every threshold at once; a label's
   IoU is the mean over the readings whose ellipse label is positive (negatives contribute
   nothing; NaN for a label without a positive reading).
+* Hit rate (:mod:`gazeloc.evaluate.pointing`): per source and label, the share of the positive
+  readings whose map maximum lands inside the ellipse mask (threshold-free).
 
-The result is the tidy table of design.md ("Contracts"): ``experiment, seed, split, dataset,
-metric, source, label, threshold, value, n_positive``.
+The metrics are the tidy table ``experiment, seed, split, dataset, metric, source, label,
+threshold, value, n_positive`` (``metric`` is ``auc``, ``iou`` or ``hit_rate``). Beside it, per
+split, the per-item values every table can be recomputed and resampled from
+(:data:`IMAGE_SCHEMA`: one row per MIMIC image and label; :data:`READING_SCHEMA`: one row per
+positive REFLACX reading, label, source and threshold).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gazeloc.errors import DataFormatError
 from gazeloc.evaluate.maps import SOURCES, iou_thresholds, source_maps
+from gazeloc.evaluate.pointing import pointing_hits
 from gazeloc.ioutil import atomic_path
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.metrics import REFERENCE_THRESHOLDS, auc_per_label
@@ -50,6 +57,42 @@ SCHEMA: dict[str, Any] = {
     "value": pl.Float64,
     "n_positive": pl.Int64,
 }
+IMAGE_SCHEMA: dict[str, Any] = {
+    "experiment": pl.String,
+    "seed": pl.Int64,
+    "split": pl.String,
+    "dicom_id": pl.String,
+    "subject_id": pl.Int64,
+    "label": pl.String,
+    "probability": pl.Float64,
+    "target": pl.Int8,
+}
+"""Per-image results (MIMIC): the image-level probability of each label and its label (1
+positive, 0 negative, null unknown: left out of that label's AUC)."""
+READING_SCHEMA: dict[str, Any] = {
+    "experiment": pl.String,
+    "seed": pl.Int64,
+    "split": pl.String,
+    "reading_id": pl.String,
+    "dicom_id": pl.String,
+    "subject_id": pl.Int64,
+    "label": pl.String,
+    "source": pl.String,
+    "threshold": pl.Float64,
+    "iou": pl.Float64,
+    "hit": pl.Boolean,
+}
+"""Per-reading results (REFLACX): for every reading whose ellipse label is positive, each
+heatmap source and threshold, the IoU; ``hit`` (pointing game) repeats per threshold."""
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """What one split's evaluation writes: the tidy metrics and the per-item tables."""
+
+    metrics: pl.DataFrame
+    images: pl.DataFrame
+    readings: pl.DataFrame
 
 
 @dataclass(frozen=True)
@@ -124,6 +167,34 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, mininterval=2.0)
 
 
+@dataclass
+class MimicOutput:
+    """Per-label AUC ``[K]``, positive counts ``[K]`` and the per-image values."""
+
+    auc: np.ndarray
+    positives: np.ndarray
+    dicom_ids: list[str]
+    subject_ids: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    known: np.ndarray
+
+
+@dataclass
+class ReflacxOutput:
+    """Per source: per-label IoU ``[K, T]`` and hit rate ``[K]``; positive counts ``[K]``;
+    the per-reading IoU ``[R, K, T]`` and hits ``[R, K]`` per source, and positives ``[R, K]``."""
+
+    iou: dict[str, np.ndarray]
+    hit_rate: dict[str, np.ndarray]
+    positives: np.ndarray
+    reading_ids: list[str]
+    dicom_ids: list[str]
+    reading_iou: dict[str, np.ndarray]
+    reading_hits: dict[str, np.ndarray]
+    reading_positive: np.ndarray
+
+
 def mimic_auc(
     model: torch.nn.Module,
     index: str | Path,
@@ -131,8 +202,9 @@ def mimic_auc(
     split: str,
     options: EvalOptions,
     device: torch.device,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-label AUC on the MIMIC images of ``split`` and the positive counts (known labels)."""
+) -> MimicOutput:
+    """Per-label AUC on the MIMIC images of ``split`` and the positive counts (known labels),
+    with each image's probabilities."""
     from gazeloc.model import image_probabilities
     from gazeloc.train.data import (
         ImageLabelSet,
@@ -147,7 +219,8 @@ def mimic_auc(
     frame = frame.filter(pl.col("in_mimic") & (pl.col("split") == split))
     frame = _drop_unavailable(frame, _available(manifest), f"MIMIC {split}")
     labels, known = index_labels(frame)
-    dataset = ImageLabelSet(manifest, frame.get_column("dicom_id").to_list(), labels, known)
+    dicom_ids = frame.get_column("dicom_id").to_list()
+    dataset = ImageLabelSet(manifest, dicom_ids, labels, known)
     loader = DataLoader(
         dataset,
         batch_size=options.batch_size,
@@ -171,7 +244,15 @@ def mimic_auc(
     positives = ((labels > 0) & known).sum(axis=0)
     mean = float(np.nanmean(auc)) if np.isfinite(auc).any() else math.nan
     log.info("MIMIC %s: %d images; mean AUC %.4f", split, len(dataset), mean)
-    return auc, positives
+    return MimicOutput(
+        auc=auc,
+        positives=positives,
+        dicom_ids=dicom_ids,
+        subject_ids=frame.get_column("subject_id").cast(pl.Int64).to_numpy(),
+        scores=score,
+        labels=np.asarray(labels),
+        known=np.asarray(known, dtype=bool),
+    )
 
 
 def reflacx_iou(
@@ -181,9 +262,10 @@ def reflacx_iou(
     split: str,
     options: EvalOptions,
     device: torch.device,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per source, the per-label IoU at every threshold ``[K, T]`` over the positive readings
-    of ``split`` (NaN for a label without one), and the positive counts ``[K]``."""
+) -> ReflacxOutput:
+    """Per source, the per-label IoU at every threshold ``[K, T]`` and the hit rate ``[K]``
+    over the positive readings of ``split`` (NaN for a label without one), the positive counts
+    ``[K]`` and the per-reading values."""
     from gazeloc.train.data import AnnotationStore, _available, _drop_unavailable
 
     readings = AnnotationStore("ellipse", ellipses=ellipses).readings()
@@ -199,39 +281,204 @@ def reflacx_iou(
     )
     k, t = len(MODEL_LABELS), len(options.thresholds)
     has_decoder = getattr(model, "decoder", None) is not None
-    sums = {
-        s: torch.zeros((k, t), dtype=torch.float64)
-        for s in options.sources
-        if s != "decoder" or has_decoder
-    }
-    counts = torch.zeros(k, dtype=torch.int64)
+    used = [s for s in options.sources if s != "decoder" or has_decoder]
+    ious: dict[str, list[torch.Tensor]] = {s: [] for s in used}
+    hits: dict[str, list[torch.Tensor]] = {s: [] for s in used}
+    positives: list[torch.Tensor] = []
     with _bar(len(dataset), f"IoU {split}", options.progress) as bar:
         for images, masks, labels in loader:
             images = images[:, None].to(device, non_blocking=True).float().div_(255.0)
             masks = masks.to(device, non_blocking=True).bool()
-            positive = labels.to(device).bool()
+            positives.append(labels.to(device).bool())
             maps = source_maps(model, images, options.sources)
             for source, values in maps.items():
-                iou = iou_thresholds(values, masks, options.thresholds)  # [B, K, T]
-                total = (iou * positive[..., None]).sum(0)
-                sums[source] += total.cpu()
-            counts += positive.sum(0).cpu()
+                ious[source].append(iou_thresholds(values, masks, options.thresholds))
+                hits[source].append(pointing_hits(values, masks))
             bar.update(len(images))
-    n = counts.numpy()
-    out = {}
-    for source in [s for s in options.sources if s in sums]:
+    positive = torch.cat(positives).cpu().numpy() if positives else np.zeros((0, k), bool)
+    n = positive.sum(axis=0)
+    reading_iou = {
+        s: torch.cat(v).cpu().numpy() if v else np.zeros((0, k, t)) for s, v in ious.items()
+    }
+    reading_hits = {
+        s: torch.cat(v).cpu().numpy() if v else np.zeros((0, k), bool) for s, v in hits.items()
+    }
+    iou_means, hit_rates = {}, {}
+    for source in used:
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums[source].numpy() / n[:, None]
+            means = (reading_iou[source] * positive[..., None]).sum(0) / n[:, None]
+            rate = (reading_hits[source] & positive).sum(0) / n
         means[n == 0] = np.nan
-        out[source] = means
+        rate = np.where(n == 0, np.nan, rate)
+        iou_means[source], hit_rates[source] = means, rate
         log.info(
-            "REFLACX %s, %s: %d readings; best mean IoU %.4f",
+            "REFLACX %s, %s: %d readings; best mean IoU %.4f, mean hit rate %.4f",
             split,
             source,
             len(dataset),
             np.nanmax(np.nanmean(means, axis=0)) if np.isfinite(means).any() else np.nan,
+            np.nanmean(rate) if np.isfinite(rate).any() else np.nan,
         )
-    return out, n
+    return ReflacxOutput(
+        iou=iou_means,
+        hit_rate=hit_rates,
+        positives=n,
+        reading_ids=dataset.reading_ids,
+        dicom_ids=readings.get_column("dicom_id").to_list(),
+        reading_iou=reading_iou,
+        reading_hits=reading_hits,
+        reading_positive=positive,
+    )
+
+
+def _subjects_of(index: str | Path, dicom_ids: Sequence[str]) -> np.ndarray:
+    """The subject of each image, from the index (every REFLACX image is in it)."""
+    from gazeloc.train.data import read_index
+
+    frame = read_index(index).select("dicom_id", pl.col("subject_id").cast(pl.Int64))
+    subject = dict(zip(frame["dicom_id"].to_list(), frame["subject_id"].to_list(), strict=True))
+    missing = [d for d in dicom_ids if d not in subject]
+    if missing:
+        raise DataFormatError(
+            index, f"image {missing[0]} of the REFLACX readings is not in the index"
+        )
+    return np.asarray([subject[d] for d in dicom_ids], dtype=np.int64)
+
+
+def _metric_rows(
+    head: tuple[str, int, str], mimic: MimicOutput, reflacx: ReflacxOutput, options: EvalOptions
+) -> pl.DataFrame:
+    rows: list[tuple[Any, ...]] = []
+    for label, value, n in zip(MODEL_LABELS, mimic.auc, mimic.positives, strict=True):
+        rows.append((*head, "mimic", "auc", None, label, None, float(value), int(n)))
+    for source, means in reflacx.iou.items():
+        for k, label in enumerate(MODEL_LABELS):
+            n = int(reflacx.positives[k])
+            for j, threshold in enumerate(options.thresholds):
+                rows.append(
+                    (*head, "reflacx", "iou", source, label, float(threshold),
+                     float(means[k, j]), n)
+                )  # fmt: skip
+    for source, rates in reflacx.hit_rate.items():
+        for k, label in enumerate(MODEL_LABELS):
+            n = int(reflacx.positives[k])
+            rows.append((*head, "reflacx", "hit_rate", source, label, None, float(rates[k]), n))
+    return pl.DataFrame(rows, schema=SCHEMA, orient="row")
+
+
+def _image_rows(head: tuple[str, int, str], mimic: MimicOutput) -> pl.DataFrame:
+    n, k = mimic.scores.shape
+    target = np.where(mimic.known, (mimic.labels > 0).astype(np.int8), -1).reshape(-1)
+    frame = pl.DataFrame(
+        {
+            "dicom_id": np.repeat(np.asarray(mimic.dicom_ids, dtype=object), k).tolist(),
+            "subject_id": np.repeat(mimic.subject_ids, k),
+            "label": list(MODEL_LABELS) * n,
+            "probability": mimic.scores.reshape(-1).astype(np.float64),
+            "target": target,
+        },
+        schema_overrides={"target": pl.Int8},
+    )
+    frame = frame.with_columns(
+        pl.when(pl.col("target") >= 0).then(pl.col("target")).alias("target"),
+        pl.lit(head[0]).alias("experiment"),
+        pl.lit(head[1], pl.Int64).alias("seed"),
+        pl.lit(head[2]).alias("split"),
+    )
+    return frame.select(list(IMAGE_SCHEMA)).cast(IMAGE_SCHEMA)
+
+
+def _reading_rows(
+    head: tuple[str, int, str], reflacx: ReflacxOutput, subjects: np.ndarray, options: EvalOptions
+) -> pl.DataFrame:
+    r_idx, k_idx = np.nonzero(reflacx.reading_positive)
+    t = np.asarray(options.thresholds, dtype=np.float64)
+    parts = []
+    for source in reflacx.reading_iou:
+        iou = reflacx.reading_iou[source][r_idx, k_idx]  # [P, T]
+        hit = reflacx.reading_hits[source][r_idx, k_idx]  # [P]
+        parts.append(
+            pl.DataFrame(
+                {
+                    "reading_id": np.repeat(
+                        np.asarray(reflacx.reading_ids, dtype=object)[r_idx], t.size
+                    ).tolist(),
+                    "dicom_id": np.repeat(
+                        np.asarray(reflacx.dicom_ids, dtype=object)[r_idx], t.size
+                    ).tolist(),
+                    "subject_id": np.repeat(subjects[r_idx], t.size),
+                    "label": np.repeat(np.asarray(MODEL_LABELS, dtype=object)[k_idx], t.size)
+                    .astype(str)
+                    .tolist(),
+                    "source": [source] * (r_idx.size * t.size),
+                    "threshold": np.tile(t, r_idx.size),
+                    "iou": iou.reshape(-1).astype(np.float64),
+                    "hit": np.repeat(hit.astype(bool), t.size),
+                },
+                schema_overrides={"subject_id": pl.Int64},
+            )
+        )
+    frame = (
+        pl.concat(parts)
+        if parts
+        else pl.DataFrame(
+            schema={
+                c: READING_SCHEMA[c]
+                for c in READING_SCHEMA
+                if c not in ("experiment", "seed", "split")
+            }
+        )
+    )
+    frame = frame.with_columns(
+        pl.lit(head[0]).alias("experiment"),
+        pl.lit(head[1], pl.Int64).alias("seed"),
+        pl.lit(head[2]).alias("split"),
+    )
+    return frame.select(list(READING_SCHEMA)).cast(READING_SCHEMA)
+
+
+def evaluate_splits(
+    model_path: str | Path,
+    *,
+    index: str | Path,
+    manifest: str | Path,
+    ellipses: str | Path,
+    splits: Sequence[str] = SPLITS,
+    options: EvalOptions = EvalOptions(),
+    experiment: str | None = None,
+    seed: int | None = None,
+) -> dict[str, SplitResult]:
+    """The tidy metrics and per-item tables of one model on each of ``splits`` (module doc);
+    the model is loaded once."""
+    from gazeloc.model import load_model
+
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {bad[:1] or splits!r}")
+    device = pick_device(options.device)
+    model, meta = load_model(model_path, map_location="cpu")
+    model.to(device).eval()
+    experiment = experiment if experiment is not None else str(meta.get("experiment"))
+    seed = int(seed if seed is not None else meta.get("seed", 0))
+    out = {}
+    for split in dict.fromkeys(splits):
+        log.info(
+            "evaluating %s (%s, seed %d) on %s, device %s",
+            model_path,
+            experiment,
+            seed,
+            split,
+            device,
+        )
+        mimic = mimic_auc(model, index, manifest, split, options, device)
+        reflacx = reflacx_iou(model, manifest, ellipses, split, options, device)
+        head = (experiment, seed, split)
+        out[split] = SplitResult(
+            metrics=_metric_rows(head, mimic, reflacx, options),
+            images=_image_rows(head, mimic),
+            readings=_reading_rows(head, reflacx, _subjects_of(index, reflacx.dicom_ids), options),
+        )
+    return out
 
 
 def evaluate_model(
@@ -246,40 +493,39 @@ def evaluate_model(
     seed: int | None = None,
 ) -> pl.DataFrame:
     """The tidy metrics of one model on one split (module doc)."""
-    from gazeloc.model import load_model
-
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-    device = pick_device(options.device)
-    model, meta = load_model(model_path, map_location="cpu")
-    model.to(device).eval()
-    experiment = experiment if experiment is not None else str(meta.get("experiment"))
-    seed = int(seed if seed is not None else meta.get("seed", 0))
-    log.info(
-        "evaluating %s (%s, seed %d) on %s, device %s", model_path, experiment, seed, split, device
+    results = evaluate_splits(
+        model_path,
+        index=index,
+        manifest=manifest,
+        ellipses=ellipses,
+        splits=(split,),
+        options=options,
+        experiment=experiment,
+        seed=seed,
     )
-    auc, auc_pos = mimic_auc(model, index, manifest, split, options, device)
-    iou, iou_pos = reflacx_iou(model, manifest, ellipses, split, options, device)
-    rows: list[tuple[Any, ...]] = []
-    head = (experiment, seed, split)
-    for label, value, n in zip(MODEL_LABELS, auc, auc_pos, strict=True):
-        rows.append((*head, "mimic", "auc", None, label, None, float(value), int(n)))
-    for source, means in iou.items():
-        for k, label in enumerate(MODEL_LABELS):
-            for j, threshold in enumerate(options.thresholds):
-                rows.append(
-                    (
-                        *head,
-                        "reflacx",
-                        "iou",
-                        source,
-                        label,
-                        float(threshold),
-                        float(means[k, j]),
-                        int(iou_pos[k]),
-                    )
-                )
-    return pl.DataFrame(rows, schema=SCHEMA, orient="row")
+    return results[split].metrics
+
+
+def item_paths(metrics_path: str | Path) -> tuple[Path, Path]:
+    """The per-image and per-reading files beside a metrics file
+    (``{split}.parquet`` → ``{split}_images.parquet``, ``{split}_readings.parquet``)."""
+    path = Path(metrics_path)
+    return (
+        path.with_name(f"{path.stem}_images.parquet"),
+        path.with_name(f"{path.stem}_readings.parquet"),
+    )
+
+
+def write_split(result: SplitResult, metrics_path: str | Path) -> list[Path]:
+    """Write a split's metrics and per-item files (each atomically); returns their paths."""
+    images, readings = item_paths(metrics_path)
+    write_metrics(result.metrics, metrics_path)
+    for frame, path in ((result.images, images), (result.readings, readings)):
+        with atomic_path(path) as tmp:
+            frame.write_parquet(tmp)
+    return [Path(metrics_path), images, readings]
 
 
 def write_metrics(frame: pl.DataFrame, out: str | Path) -> None:
@@ -300,3 +546,16 @@ def read_metrics(paths: Sequence[str | Path]) -> pl.DataFrame:
     if not frames:
         return pl.DataFrame(schema=SCHEMA)
     return pl.concat(frames)
+
+
+def read_items(paths: Sequence[str | Path], schema: dict[str, Any]) -> pl.DataFrame:
+    """Concatenate per-item files (:data:`IMAGE_SCHEMA` or :data:`READING_SCHEMA`), checking
+    their columns."""
+    frames = []
+    for path in paths:
+        frame = pl.read_parquet(path)
+        missing = [c for c in schema if c not in frame.columns]
+        if missing:
+            raise DataFormatError(path, "missing column", column=missing[0])
+        frames.append(frame.select(list(schema)).cast(schema))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)

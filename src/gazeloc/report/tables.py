@@ -9,6 +9,10 @@ experiment, heatmap source and label, the threshold is the first maximiser of th
 IoU averaged over seeds, and it is applied to every seed's test IoU. The reported source is
 the one with the best mean validation IoU (``validation``) or the reference's fixed choice
 (``reference``: spatial activations for ``unannotated``, the decoder otherwise).
+
+Hit rates (metric ``hit_rate``) are reported for the reported source. With the per-item files
+the summary also carries the two-level bootstrap CI (:mod:`gazeloc.report.bootstrap`), and
+:func:`write_comparisons` writes the paired differences between experiments.
 """
 
 from __future__ import annotations
@@ -119,6 +123,33 @@ def test_auc_per_seed(metrics: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def test_hit_per_seed(metrics: pl.DataFrame, sources: Mapping[str, str]) -> pl.DataFrame:
+    """Test hit rate per experiment, seed and label for the reported source."""
+    chosen = pl.DataFrame(
+        list(sources.items()), schema={"experiment": pl.String, "source": pl.String}, orient="row"
+    )
+    test = metrics.filter(
+        (pl.col("split") == "test")
+        & (pl.col("dataset") == "reflacx")
+        & (pl.col("metric") == "hit_rate")
+    )
+    return (
+        test.join(chosen, on=["experiment", "source"], how="inner")
+        .drop_nans("value")
+        .select("experiment", "seed", "label", "value")
+    )
+
+
+def chosen_thresholds(thresholds: pl.DataFrame, sources: Mapping[str, str]) -> pl.DataFrame:
+    """``experiment, source, label, threshold`` of each experiment's reported source."""
+    chosen = pl.DataFrame(
+        list(sources.items()), schema={"experiment": pl.String, "source": pl.String}, orient="row"
+    )
+    return thresholds.join(chosen, on=["experiment", "source"], how="inner").select(
+        "experiment", "source", "label", "threshold"
+    )
+
+
 def _ci_rows(groups: pl.DataFrame, keys: Sequence[str], method: str) -> pl.DataFrame:
     rows = []
     for key, group in groups.group_by(*keys, maintain_order=True):
@@ -156,19 +187,42 @@ def seed_means(per_seed: pl.DataFrame) -> pl.DataFrame:
 
 
 def summary_table(
-    auc: pl.DataFrame, iou: pl.DataFrame, method: str, experiments: Sequence[str]
+    auc: pl.DataFrame,
+    iou: pl.DataFrame,
+    method: str,
+    experiments: Sequence[str],
+    hit: pl.DataFrame | None = None,
+    replicates: Mapping[tuple[str, str], object] | None = None,
 ) -> pl.DataFrame:
-    """``experiment, metric, mean, ci_low, ci_high, n_seeds``: labels averaged per seed first."""
+    """``experiment, metric, mean, ci_low, ci_high, n_seeds``: labels averaged per seed first.
+
+    ``hit``: per-seed hit rates (metric ``hit_rate``). ``replicates``: ``(experiment, metric)``
+    → bootstrap replicates (:mod:`gazeloc.report.bootstrap`); with them the columns
+    ``boot_ci_low, boot_ci_high`` (95% percentile CI of the two-level bootstrap) follow."""
+    from gazeloc.report.bootstrap import percentile_ci
+
     parts = []
-    for metric, per_seed in (("auc", auc), ("iou", iou)):
+    metrics = [("auc", auc), ("iou", iou)]
+    if hit is not None and hit.height:
+        metrics.append(("hit_rate", hit))
+    for metric, per_seed in metrics:
         rows = _ci_rows(seed_means(per_seed).sort("experiment", "seed"), ["experiment"], method)
         parts.append(rows.with_columns(pl.lit(metric).alias("metric")))
     frame = pl.concat(parts).select("experiment", "metric", "mean", "ci_low", "ci_high", "n_seeds")
+    if replicates is not None:
+        bounds = [
+            percentile_ci(replicates[key]) if key in replicates else (math.nan, math.nan)
+            for key in zip(frame["experiment"], frame["metric"], strict=True)
+        ]
+        frame = frame.with_columns(
+            pl.Series("boot_ci_low", [b[0] for b in bounds], pl.Float64),
+            pl.Series("boot_ci_high", [b[1] for b in bounds], pl.Float64),
+        ).with_columns(pl.col("boot_ci_low", "boot_ci_high").fill_nan(None))
     return _order(frame, experiments).sort(
         pl.col("experiment").replace_strict(
             {e: i for i, e in enumerate(experiments)}, default=len(experiments)
         ),
-        "metric",
+        pl.col("metric").replace_strict({"auc": 0, "iou": 1, "hit_rate": 2}, default=3),
     )
 
 
@@ -214,17 +268,38 @@ def _note(frame: pl.DataFrame, method: str) -> str:
     return f"Mean over seeds (n = {seeds}); {CI_NAMES[method]}."
 
 
+HUMAN_COLUMN = "radiologists (phases 1–2)"
+
+
+def _human_cells(human: pl.DataFrame | None) -> dict[str, str]:
+    """Label → the all-images inter-radiologist IoU cell of the inter-rater table."""
+    if human is None or human.is_empty():
+        return {}
+    rows = human.filter(pl.col("split") == "all") if "split" in human.columns else human
+    return {
+        r["label"]: cell(r["mean_iou"], r["ci_low"], r["ci_high"])
+        for r in rows.iter_rows(named=True)
+        if r["mean_iou"] is not None and not math.isnan(r["mean_iou"])
+    }
+
+
 def per_label_markdown(
-    table: pl.DataFrame, title: str, method: str, experiments: Sequence[str], source_note: str = ""
+    table: pl.DataFrame,
+    title: str,
+    method: str,
+    experiments: Sequence[str],
+    source_note: str = "",
+    human: pl.DataFrame | None = None,
 ) -> str:
     present = [e for e in experiments if e in set(table["experiment"])]
     if not present:
         return f"# {title}\n\nNo results. {source_note}".rstrip() + "\n"
+    humans = _human_cells(human)
     lines = [
         f"# {title}",
         "",
-        "| Label | " + " | ".join(present) + " |",
-        "|---|" + "---|" * len(present),
+        "| Label | " + " | ".join(present) + (f" | {HUMAN_COLUMN}" if humans else "") + " |",
+        "|---|" + "---|" * (len(present) + bool(humans)),
     ]
     for label in MODEL_LABELS:
         cells = []
@@ -234,29 +309,51 @@ def per_label_markdown(
                 cell(row["mean"][0], row["ci_low"][0], row["ci_high"][0]) if row.height else "–"
             )
         if any(c != "–" for c in cells):
+            if humans:
+                cells.append(humans.get(label, "–"))
             lines.append(f"| {DISPLAY_NAMES[label]} | " + " | ".join(cells) + " |")
     lines += ["", _note(table, method) + (" " + source_note if source_note else "")]
+    if humans:
+        lines += [
+            "",
+            f"{HUMAN_COLUMN}: mean IoU between two radiologists' ellipses of the same image "
+            "(REFLACX phases 1–2, all images; 95% bootstrap CI over images; interrater.md). "
+            "Those images and readings differ from the phase-3 test readings the models are "
+            "scored on.",
+        ]
     return "\n".join(lines) + "\n"
+
+
+METRIC_NAMES = {"auc": "AUC (MIMIC)", "iou": "IoU (REFLACX)", "hit_rate": "Hit rate (REFLACX)"}
 
 
 def summary_markdown(
     table: pl.DataFrame, method: str, experiments: Sequence[str], source_note: str
 ) -> str:
+    metrics = [m for m in METRIC_NAMES if m in set(table["metric"])] or ["auc", "iou"]
+    boot = "boot_ci_low" in table.columns
     lines = [
         "# Summary (test)",
         "",
-        "| Experiment | AUC (MIMIC) | IoU (REFLACX) |",
-        "|---|---|---|",
+        "| Experiment | " + " | ".join(METRIC_NAMES[m] for m in metrics) + " |",
+        "|---|" + "---|" * len(metrics),
     ]
     for experiment in [e for e in experiments if e in set(table["experiment"])]:
         cells = []
-        for metric in ("auc", "iou"):
+        for metric in metrics:
             row = table.filter((pl.col("experiment") == experiment) & (pl.col("metric") == metric))
-            cells.append(
-                cell(row["mean"][0], row["ci_low"][0], row["ci_high"][0]) if row.height else "–"
-            )
+            text = cell(row["mean"][0], row["ci_low"][0], row["ci_high"][0]) if row.height else "–"
+            if boot and row.height and row["boot_ci_low"][0] is not None:
+                text += f" (bootstrap [{row['boot_ci_low'][0]:.3f}, {row['boot_ci_high'][0]:.3f}])"
+            cells.append(text)
         lines.append(f"| {experiment} | " + " | ".join(cells) + " |")
-    lines += ["", _note(table, method) + " Labels are averaged per seed first. " + source_note]
+    note = _note(table, method) + " Labels are averaged per seed first. "
+    if boot:
+        note += (
+            "Bootstrap: 95% percentile CI of a two-level bootstrap that resamples the seeds "
+            "and, independently, the test subjects (docs/method.md). "
+        )
+    lines += ["", note + source_note]
     return "\n".join(lines) + "\n"
 
 
@@ -362,6 +459,168 @@ def selection_table(
     return selection.sort(keys)
 
 
+def test_replicates(
+    images: pl.DataFrame,
+    readings: pl.DataFrame,
+    thresholds: pl.DataFrame,
+    sources: Mapping[str, str],
+    experiments: Sequence[str],
+    n_samples: int,
+) -> dict[tuple[str, str], object]:
+    """Bootstrap replicates of every summary figure from the test per-item tables."""
+    from gazeloc.report import bootstrap
+
+    images = images.filter(pl.col("split") == "test")
+    readings = readings.filter(pl.col("split") == "test")
+    n_seeds = max(
+        [1]
+        + [
+            frame.filter(pl.col("experiment") == e)["seed"].n_unique()
+            for e in experiments
+            for frame in (images, readings)
+        ]
+    )
+    draws = bootstrap.draw(bootstrap.test_subjects(images, readings), n_seeds, n_samples)
+    return bootstrap.summary_replicates(
+        images, readings, chosen_thresholds(thresholds, sources), experiments, draws, MODEL_LABELS
+    )
+
+
+COMPARISON_SCHEMA = {
+    "metric": pl.String,
+    "experiment_a": pl.String,
+    "experiment_b": pl.String,
+    "difference": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "p_value": pl.Float64,
+    "n_seeds_a": pl.Int64,
+    "n_seeds_b": pl.Int64,
+    "n_subjects": pl.Int64,
+}
+
+
+def comparisons_table(
+    metrics: pl.DataFrame,
+    images: pl.DataFrame,
+    readings: pl.DataFrame,
+    pairs: Sequence[Sequence[str]],
+    *,
+    source: str = "validation",
+    bootstrap_samples: int = 1000,
+) -> pl.DataFrame:
+    """Per pair ``(A, B)`` of evaluated experiments and metric (auc, iou, hit_rate): the
+    difference of the summary means A − B, its 95% paired-bootstrap CI and two-sided p-value
+    (:func:`gazeloc.report.bootstrap.paired_test`; the replicates of both experiments share
+    their seed and subject draws), the seed counts and the test subjects behind the metric."""
+    from gazeloc.report.bootstrap import paired_test
+
+    experiments = list(dict.fromkeys(e for pair in pairs for e in pair))
+    thresholds = select_thresholds(metrics)
+    sources = select_sources(thresholds, source)
+    auc = test_auc_per_seed(metrics)
+    iou = test_iou_per_seed(metrics, thresholds, sources)
+    hit = test_hit_per_seed(metrics, sources)
+    summary = summary_table(auc, iou, "t", experiments, hit)
+    replicates = test_replicates(
+        images, readings, thresholds, sources, experiments, bootstrap_samples
+    )
+    subjects = {
+        "auc": images.filter(pl.col("split") == "test")["subject_id"].n_unique(),
+        "iou": readings.filter(pl.col("split") == "test")["subject_id"].n_unique(),
+    }
+    subjects["hit_rate"] = subjects["iou"]
+    point = {(r["experiment"], r["metric"]): r for r in summary.iter_rows(named=True)}
+    rows = []
+    for a, b in pairs:
+        for metric in ("auc", "iou", "hit_rate"):
+            if (a, metric) not in point or (b, metric) not in point:
+                continue
+            if (a, metric) not in replicates or (b, metric) not in replicates:
+                continue
+            low, high, p = paired_test(replicates[(a, metric)] - replicates[(b, metric)])
+            rows.append(
+                (
+                    metric,
+                    a,
+                    b,
+                    point[(a, metric)]["mean"] - point[(b, metric)]["mean"],
+                    low,
+                    high,
+                    p,
+                    point[(a, metric)]["n_seeds"],
+                    point[(b, metric)]["n_seeds"],
+                    subjects[metric],
+                )
+            )
+    return pl.DataFrame(rows, schema=COMPARISON_SCHEMA, orient="row").with_columns(
+        pl.col("ci_low", "ci_high", "p_value").fill_nan(None)
+    )
+
+
+def comparisons_markdown(table: pl.DataFrame, bootstrap_samples: int) -> str:
+    lines = [
+        "# Paired comparisons (test)",
+        "",
+        "| A − B | Metric | Difference [95% CI] | p | seeds (A, B) | test subjects |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in table.iter_rows(named=True):
+        p = (
+            "–"
+            if r["p_value"] is None
+            else ("< 0.001" if r["p_value"] < 0.001 else f"{r['p_value']:.3f}")
+        )
+        lines.append(
+            f"| {r['experiment_a']} − {r['experiment_b']} | {METRIC_NAMES[r['metric']]} | "
+            f"{cell(r['difference'], r['ci_low'], r['ci_high'])} | {p} | "
+            f"{r['n_seeds_a']}, {r['n_seeds_b']} | {r['n_subjects']} |"
+        )
+    if table.is_empty():
+        lines.append("| – | no configured pair has both experiments evaluated | | | | |")
+    lines += [
+        "",
+        f"Difference of the summary means (labels averaged per seed, then seeds). CI and p: "
+        f"paired two-level bootstrap ({bootstrap_samples} replicates; each resamples the seeds "
+        "and, independently, the test subjects, the same draws for both experiments); p is "
+        "two-sided, twice the smaller share of replicate differences on either side of 0. "
+        "IoU at each experiment's validation-chosen thresholds of its reported heatmap "
+        "source; hit rate for that source.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparisons(
+    metrics: pl.DataFrame,
+    images: pl.DataFrame,
+    readings: pl.DataFrame,
+    out_dir: str | Path,
+    *,
+    pairs: Sequence[Sequence[str]],
+    experiments: Sequence[str],
+    source: str = "validation",
+    bootstrap_samples: int = 1000,
+) -> Path:
+    """Write ``comparisons.csv`` and ``.md`` for the configured pairs whose experiments are
+    both evaluated (the others are left out and logged)."""
+    import logging
+
+    present = set(experiments)
+    kept = [tuple(p) for p in pairs if p[0] in present and p[1] in present]
+    for pair in pairs:
+        if tuple(pair) not in kept:
+            logging.getLogger(__name__).info(
+                "comparison %s − %s left out: not both evaluated", pair[0], pair[1]
+            )
+    table = comparisons_table(
+        metrics, images, readings, kept, source=source, bootstrap_samples=bootstrap_samples
+    )
+    out = Path(out_dir)
+    atomic_write_text(out / "comparisons.csv", _csv(table))
+    atomic_write_text(out / "comparisons.md", comparisons_markdown(table, bootstrap_samples))
+    return out / "comparisons.csv"
+
+
 def write_selection(
     metrics: pl.DataFrame, path: str | Path, *, experiments: Sequence[str], source: str
 ) -> Path:
@@ -382,6 +641,10 @@ def write_tables(
     ablation_flags: Mapping[str, Mapping[str, bool]] | None = None,
     annotated_fractions: Mapping[str, float] | None = None,
     selection: bool = True,
+    images: pl.DataFrame | None = None,
+    readings: pl.DataFrame | None = None,
+    bootstrap_samples: int = 1000,
+    interrater: pl.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write summary, auc_per_label, iou_per_label (and ablation) as .csv and .md, and
     ``selection.csv`` (per experiment, source and label: the validation-chosen threshold, its
@@ -392,7 +655,13 @@ def write_tables(
 
     ``annotated_fractions``: share of annotated readings of the ellipse-trained experiments
     (and ``unannotated`` at 0) for the data-value estimate in ``summary.md``
-    (:func:`data_value`)."""
+    (:func:`data_value`).
+
+    ``images`` and ``readings`` (the test per-item tables of every run): with them, the summary
+    has bootstrap CIs (``bootstrap_samples`` replicates, :mod:`gazeloc.report.bootstrap`).
+    ``interrater`` (:mod:`gazeloc.report.interrater`'s table): the radiologists' agreement is
+    shown beside the experiments in ``iou_per_label.md``. Hit rates in the metrics give
+    ``hit_rate_per_label`` and a summary row."""
     out = Path(out_dir)
     thresholds = select_thresholds(metrics)
     sources = select_sources(thresholds, source)
@@ -409,11 +678,22 @@ def write_tables(
         source_note = source_note.strip()
     auc = test_auc_per_seed(metrics)
     iou = test_iou_per_seed(metrics, thresholds, sources)
+    hit = test_hit_per_seed(metrics, sources)
+    replicates = None
+    if images is not None and readings is not None:
+        replicates = test_replicates(
+            images, readings, thresholds, sources, experiments, bootstrap_samples
+        )
     tables = {
-        "summary": (summary_table(auc, iou, ci_method, experiments), None),
+        "summary": (summary_table(auc, iou, ci_method, experiments, hit, replicates), None),
         "auc_per_label": (per_label_table(auc, ci_method, experiments), "AUC per label (test)"),
         "iou_per_label": (per_label_table(iou, ci_method, experiments), "IoU per label (test)"),
     }
+    if (metrics["metric"] == "hit_rate").any():
+        tables["hit_rate_per_label"] = (
+            per_label_table(hit, ci_method, experiments),
+            "Hit rate per label (test, pointing game)",
+        )
     written: dict[str, Path] = {}
     for name, (table, title) in tables.items():
         if name == "summary":
@@ -423,7 +703,12 @@ def write_tables(
                 md += "\n" + data_value_text(value) + "\n"
         else:
             md = per_label_markdown(
-                table, title, ci_method, experiments, source_note if name == "iou_per_label" else ""
+                table,
+                title,
+                ci_method,
+                experiments,
+                source_note if name in ("iou_per_label", "hit_rate_per_label") else "",
+                human=interrater if name == "iou_per_label" else None,
             )
         atomic_write_text(out / f"{name}.csv", _csv(table))
         atomic_write_text(out / f"{name}.md", md)

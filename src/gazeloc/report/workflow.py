@@ -37,6 +37,15 @@ def metrics_files(results: str, train_targets: Iterable[str]) -> list[str]:
     ]
 
 
+def item_files(results: str, train_targets: Iterable[str]) -> list[str]:
+    """The test per-item files (per-image and per-reading) of every trained run."""
+    return [
+        f"{results}/metrics/{experiment}/seed{seed}/test_{part}.parquet"
+        for experiment, seed in runs(train_targets)
+        for part in ("images", "readings")
+    ]
+
+
 def evaluated_experiments(train_targets: Iterable[str]) -> list[str]:
     """The experiments that are trained, in config order, once each."""
     return list(dict.fromkeys(e for e, _ in runs(train_targets)))
@@ -104,6 +113,11 @@ def trained_models(config: dict[str, Any], results: str, rules: Iterable[Any]) -
 def metrics_inputs(config: dict[str, Any], results: str, rules: Iterable[Any]) -> list[str]:
     """The tables rule's inputs: every trained run's metrics files."""
     return metrics_files(results, trained_models(config, results, rules))
+
+
+def item_inputs(config: dict[str, Any], results: str, rules: Iterable[Any]) -> list[str]:
+    """The test per-item files of every trained run (bootstrap of the tables, comparisons)."""
+    return item_files(results, trained_models(config, results, rules))
 
 
 def experiments_of(config: dict[str, Any], results: str, rules: Iterable[Any]) -> list[str]:
