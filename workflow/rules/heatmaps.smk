@@ -87,7 +87,11 @@ LOCATION_OUTPUTS = {
     "csv": f"{RESULTS}/tables/location_extraction.csv",
     "md": f"{RESULTS}/tables/location_extraction.md",
     "details": f"{RESULTS}/tables/location_extraction_details.csv",
-    "figure": f"{RESULTS}/figures/location_extraction_delay.png",
+    "figure": report(
+        f"{RESULTS}/figures/location_extraction_delay.png",
+        caption="../report/location_extraction_delay.rst",
+        category="Heatmaps",
+    ),
 }
 if config["location_extraction"]["enabled"] and LOCATION_PHASES:
     TARGETS.extend(LOCATION_OUTPUTS.values())
@@ -151,7 +155,11 @@ rule figure1:
         mimic=mimic_dir(),
         labels=[f"{RESULTS}/labels/phase{p}.parquet" for p in FIGURE1_PHASES],
     output:
-        f"{RESULTS}/figures/figure1.png",
+        report(
+            f"{RESULTS}/figures/figure1.png",
+            caption="../report/figure1.rst",
+            category="Heatmaps",
+        ),
     log:
         f"{LOGS}/figure1.log",
     benchmark:
@@ -163,7 +171,7 @@ rule figure1:
         mem_mb=2000,
         runtime=10,
     params:
-        version=stage_version("heatmaps"),
+        version=stage_version("figure1"),
         phases=" ".join(str(p) for p in FIGURE1_PHASES),
         readings=" ".join(FIGURE1_READINGS),
         method=config["heatmaps"]["method"],
