@@ -87,11 +87,7 @@ LOCATION_OUTPUTS = {
     "csv": f"{RESULTS}/tables/location_extraction.csv",
     "md": f"{RESULTS}/tables/location_extraction.md",
     "details": f"{RESULTS}/tables/location_extraction_details.csv",
-    "figure": report(
-        f"{RESULTS}/figures/location_extraction_delay.png",
-        caption="../report/location_extraction_delay.rst",
-        category="Heatmaps",
-    ),
+    "figure": f"{RESULTS}/figures/location_extraction_delay.png",
 }
 if config["location_extraction"]["enabled"] and LOCATION_PHASES:
     TARGETS.extend(LOCATION_OUTPUTS.values())
@@ -104,7 +100,12 @@ rule location_extraction:
         ellipses=[f"{ELLIPSES}/phase{p}.h5" for p in LOCATION_PHASES],
         val_subjects=val_subjects_file(),
     output:
-        **LOCATION_OUTPUTS,
+        **{k: v for k, v in LOCATION_OUTPUTS.items() if k != "figure"},
+        figure=report(
+            LOCATION_OUTPUTS["figure"],
+            caption="../report/location_extraction_delay.rst",
+            category="Heatmaps",
+        ),
     log:
         f"{LOGS}/location_extraction.log",
     benchmark:

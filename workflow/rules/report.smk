@@ -39,6 +39,7 @@ rule report_tables:
         runtime=5,
     params:
         version=stage_version("tables"),
+        out_dir=lambda w, output: str(Path(output[0]).parent),
     shell:
         "python -m gazeloc report-tables --markdown {input}"
-        " --out-dir $(dirname {output[0]:q}) > {log} 2>&1"
+        " --out-dir {params.out_dir:q} > {log} 2>&1"
