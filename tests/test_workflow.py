@@ -288,7 +288,15 @@ def test_report_builds(tiny_run):
     result = _run(["--cores", "1", "--configfile", TINY, "--report", str(report)], tiny_run)
     assert result.returncode == 0, result.stderr[-2000:]
     html = report.read_text(errors="replace")
-    assert "synthetic_examples.png" in html
+    # the report's item list: every figure and every table page of the run, and the study's
+    # description with the settings that ran
+    items = set(re.findall(r"Adding (\S+) \(", result.stdout + result.stderr))
+    figures = ["figure1", "figure4", "iou_per_label", "learning_curves", "roc"]
+    figures += ["location_extraction_delay", "synthetic_examples"]
+    tables = ["summary", "auc_per_label", "iou_per_label", "hit_rate_per_label", "comparisons"]
+    tables += ["interrater", "dataset_counts", "labeler", "location_extraction", "realism"]
+    assert {f"{f}.png" for f in figures} | {f"{t}.html" for t in tables} <= items, items
+    assert "synthetic_examples.png" in html and "initialised from" in html
 
 
 def test_project_never_reads_shared():
