@@ -27,6 +27,10 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/heatmaps.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:

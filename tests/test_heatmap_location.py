@@ -240,3 +240,49 @@ def test_figure1(tiny_synthetic, tmp_path):
             settings,
             reading_ids=["P300R000000"],
         )
+
+
+def test_overlap_score_hand_cases():
+    from gazeloc.gaze.figure import overlap_score
+
+    heat = np.array([[0.0, 1.0], [0.5, 0.5]])
+    mask = np.array([[False, True], [True, False]])
+    assert overlap_score(heat, mask) == pytest.approx(1.5 / 2.0)
+    assert overlap_score(np.zeros((2, 2)), mask) == 0.0
+    assert overlap_score(heat, np.ones((2, 2), bool)) == 1.0
+
+
+def test_figure1_draws_the_best_overlapping_sentence(tiny_synthetic, tmp_path):
+    from gazeloc.gaze.figure import best_candidate, build_panel, score_reading
+
+    labels = tmp_path / "labels3.parquet"
+    keyword_labels(tiny_synthetic / "reflacx", 3).write_parquet(labels)
+    mentions = present_mentions(pl.read_parquet(labels))
+    settings = HeatmapSettings(size=SIZE)
+    readings = [r for r in read_readings(tiny_synthetic / "reflacx", [3]) if not r.discarded]
+    every = [
+        (score, r.id, s, k)
+        for r in readings
+        for score, s, k in score_reading(r, mentions.get(r.id, []), settings, labels)
+    ]
+    assert every, "the tiny dataset has a positive label with an ellipse and a mention"
+    assert all(0.0 <= score <= 1.0 for score, *_ in every)
+    best = best_candidate(readings, mentions, settings, {3: labels})
+    top = max(score for score, *_ in every)
+    assert best[3] == top
+    assert best[:3] == min((rid, s, k) for score, rid, s, k in every if score == top)
+    reading = next(r for r in readings if r.id == best[0])
+    panel = build_panel(
+        reading,
+        mentions[best[0]],
+        tiny_synthetic / "mimic-cxr-jpg",
+        settings,
+        labels,
+        choice=best[1:],
+    )
+    assert panel.label == best[2] and panel.sentence == best[1] and panel.ellipse.any()
+    assert panel.windows == [(panel.sentence, panel.window)]
+    png = tmp_path / "figure1.png"
+    assert write_figure1(
+        tiny_synthetic / "reflacx", tiny_synthetic / "mimic-cxr-jpg", {3: labels}, png, settings
+    ) == [best[0]]

@@ -63,7 +63,29 @@ def test_tiny_run_outputs(tiny_run):
         rule = "tables" if name == "hit_rate_per_label" else name
         assert (results / "logs" / f"{rule}.log").is_file()
         assert (results / "benchmarks" / f"{rule}.tsv").is_file()
-    for figure in ("figure1", "figure4", "iou_per_label", "location_extraction_delay"):
+    # the report's tables: one HTML page with a table per Markdown table the run made
+    pages = results / "report" / "tables"
+    for name in (
+        "summary",
+        "auc_per_label",
+        "iou_per_label",
+        "comparisons",
+        "interrater",
+        "dataset_counts",
+        "labeler",
+        "location_extraction",
+        "realism",
+    ):
+        assert "<table>" in (pages / f"{name}.html").read_text(), name
+    for figure in (
+        "figure1",
+        "figure4",
+        "iou_per_label",
+        "location_extraction_delay",
+        "learning_curves",
+        "roc",
+        "synthetic_examples",
+    ):
         assert (results / "figures" / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -95,15 +117,34 @@ def _stale(result: subprocess.CompletedProcess) -> dict[str, int]:
 # what a dry run must list after each change (README "Reruns"). The report is rebuilt by
 # `make demo` each time and is not a job.
 # One evaluation job per experiment and seed writes both splits.
-_AFTER_TRAIN = {"selection": 1, "tables": 1, "comparisons": 1, "iou_figure": 1, "figure4": 1}
+_AFTER_TRAIN = {
+    "selection": 1,
+    "tables": 1,
+    "comparisons": 1,
+    "iou_figure": 1,
+    "figure4": 1,
+    "learning_curves": 1,
+    "roc": 1,
+    "report_tables": 1,  # the report's HTML pages follow every table
+}
 RERUNS = {
-    "tables.ci_method": ("tables:\n  ci_method: normal_pop\n", {"tables": 1, "iou_figure": 1}),
+    "tables.ci_method": (
+        "tables:\n  ci_method: normal_pop\n",
+        {"tables": 1, "iou_figure": 1, "report_tables": 1},
+    ),
     # the figure of iou_per_label.csv follows the tables job that rewrites it
     "tables.bootstrap_samples": (
         "tables:\n  bootstrap_samples: 500\n",
-        {"tables": 1, "comparisons": 1, "interrater": 1, "iou_figure": 1},
+        {"tables": 1, "comparisons": 1, "interrater": 1, "iou_figure": 1, "report_tables": 1},
     ),
-    "tables.comparisons": ("tables:\n  comparisons: [[et, ellipse]]\n", {"comparisons": 1}),
+    "tables.comparisons": (
+        "tables:\n  comparisons: [[et, ellipse]]\n",
+        {"comparisons": 1, "report_tables": 1},
+    ),
+    "heatmaps.figure1_readings": (
+        "heatmaps:\n  figure1_readings: [P300R801929]\n",
+        {"figure1": 1},
+    ),
     "training.lambda_t": (
         "training:\n  lambda_t: 30.0\n",
         {"train": 2, "evaluate": 2, **_AFTER_TRAIN},  # not unannotated
@@ -247,7 +288,15 @@ def test_report_builds(tiny_run):
     result = _run(["--cores", "1", "--configfile", TINY, "--report", str(report)], tiny_run)
     assert result.returncode == 0, result.stderr[-2000:]
     html = report.read_text(errors="replace")
-    assert "synthetic_examples.png" in html
+    # the report's item list: every figure and every table page of the run, and the study's
+    # description with the settings that ran
+    items = set(re.findall(r"Adding (\S+) \(", result.stdout + result.stderr))
+    figures = ["figure1", "figure4", "iou_per_label", "learning_curves", "roc"]
+    figures += ["location_extraction_delay", "synthetic_examples"]
+    tables = ["summary", "auc_per_label", "iou_per_label", "hit_rate_per_label", "comparisons"]
+    tables += ["interrater", "dataset_counts", "labeler", "location_extraction", "realism"]
+    assert {f"{f}.png" for f in figures} | {f"{t}.html" for t in tables} <= items, items
+    assert "synthetic_examples.png" in html and "initialised from" in html
 
 
 def test_project_never_reads_shared():

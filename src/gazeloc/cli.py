@@ -365,11 +365,44 @@ def _interrater(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_tables(args: argparse.Namespace) -> int:
+    from gazeloc.report.html import write_html_tables
+
+    for path in write_html_tables(args.markdown, args.out_dir):
+        print(path)
+    return 0
+
+
 def _figures(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from gazeloc.report.figures import figure4, iou_bars
+    from gazeloc.report.figures import figure4, iou_bars, learning_curves, roc_curves
 
+    if args.learning_curves:
+        if not args.train_logs:
+            raise SystemExit("gazeloc figures: --learning-curves needs --train-logs")
+        logs: dict[str, dict[int, pl.DataFrame]] = {}
+        for path in args.train_logs:
+            seed = path.parent.name.removeprefix("seed")
+            if not seed.isdigit():
+                raise SystemExit(
+                    f"gazeloc figures: {path}: a train log lies in {{experiment}}/seed{{N}}/"
+                )
+            frame = pl.read_csv(path, infer_schema_length=None)
+            missing = [c for c in ("epoch", "loss", "val_auc") if c not in frame.columns]
+            if missing:
+                raise SystemExit(f"gazeloc figures: {path}: no column {missing[0]!r}")
+            logs.setdefault(path.parent.parent.name, {})[int(seed)] = frame
+        order = args.experiments or list(logs)
+        learning_curves({e: logs[e] for e in order if e in logs}, args.learning_curves)
+    if args.roc:
+        if not args.images:
+            raise SystemExit("gazeloc figures: --roc needs --images")
+        from gazeloc.evaluate.run import IMAGE_SCHEMA, read_items
+
+        images = read_items(args.images, IMAGE_SCHEMA)
+        experiments = args.experiments or images["experiment"].unique(maintain_order=True).to_list()
+        roc_curves(images, args.roc, experiments)
     if args.iou_bars:
         if not args.iou_table:
             raise SystemExit("gazeloc figures: --iou-bars needs --iou-table")
@@ -863,12 +896,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_interrater)
 
     p = sub.add_parser(
+        "report-tables",
+        help="the Markdown result tables as HTML pages (for snakemake --report)",
+        description="Writes OUT_DIR/{name}.html for every {name}.md: headings, pipe tables "
+        "(with their column alignment), paragraphs and lists.",
+    )
+    p.add_argument("--markdown", type=Path, nargs="+", required=True, help="table .md files")
+    p.add_argument("--out-dir", type=Path, required=True, help="folder of the HTML pages")
+    p.set_defaults(func=_report_tables)
+
+    p = sub.add_parser(
         "figures",
-        help="Figure 4 (test heatmaps of each experiment) and per-label IoU bars (PNG)",
-        description="--iou-bars: bars of iou_per_label.csv with CIs. --figure4: random test "
+        help="Figure 4, per-label IoU bars, learning curves and ROC curves (PNG)",
+        description="--learning-curves: training loss and validation AUC per epoch of "
+        "train_log.csv files. --roc: per-label test ROC curves of test_images.parquet files. "
+        "--iou-bars: bars of iou_per_label.csv with CIs. --figure4: random test "
         "readings with each experiment's reported heatmap source, the ellipses and the "
         "prediction at the validation-chosen threshold.",
     )
+    p.add_argument("--learning-curves", type=Path, help="output PNG of the learning curves")
+    p.add_argument(
+        "--train-logs", type=Path, nargs="*", default=[], help="{experiment}/seed{N}/train_log.csv"
+    )
+    p.add_argument("--roc", type=Path, help="output PNG of the test ROC curves")
+    p.add_argument("--images", type=Path, nargs="*", default=[], help="test_images.parquet ...")
     p.add_argument("--iou-bars", type=Path, help="output PNG of the IoU bars")
     p.add_argument("--iou-table", type=Path, help="iou_per_label.csv")
     p.add_argument("--figure4", type=Path, help="output PNG of Figure 4")

@@ -14,10 +14,11 @@ STAGE_VERSIONS: dict[str, int] = {
     "check": 1,  # gazeloc.io, gazeloc.io.check: input validation summary
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
-    "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
+    "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction
+    "figure1": 2,  # gazeloc.gaze.figure: Figure 1 (its own key: a redraw reruns nothing else)
     "train": 4,  # gazeloc.model, gazeloc.train: trained models (4: model card, image settings)
     "evaluate": 2,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics and per-item results
-    "tables": 2,  # gazeloc.report: tables, comparisons, inter-rater table, figures
+    "tables": 3,  # gazeloc.report: tables, comparisons, inter-rater table, figures, HTML tables
     "predict": 1,  # gazeloc.predict: predictions, heatmaps and overlays of new images
 }
 

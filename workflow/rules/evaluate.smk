@@ -2,7 +2,9 @@
 # tables, figures. Metrics: results/metrics/{experiment}/seed{seed}/{val,test}.parquet (tidy)
 # and beside them {val,test}_images.parquet, {val,test}_readings.parquet (per-item values).
 # Tables: results/tables/{summary,auc_per_label,iou_per_label[,ablation]}.{csv,md} and
-# selection.csv (thresholds and sources chosen on validation). Figures: results/figures/.
+# selection.csv (thresholds and sources chosen on validation); their HTML pages for the
+# report: workflow/rules/report.smk. Figures: results/figures/ (IoU bars, Figure 4, learning
+# curves, ROC curves).
 # The runs are those of the training stage (train_targets), known once every rule is read:
 # the input and params functions below compute them when the DAG is built.
 from gazeloc.report import workflow as report_cfg
@@ -24,7 +26,8 @@ if config["experiments"]:
     TARGETS.extend(
         [f"{TABLES}/{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")]
         + [f"{TABLES}/comparisons.{ext}" for ext in ("csv", "md")]
-        + [f"{FIGURES}/iou_per_label.png", f"{FIGURES}/figure4.png"]
+        + [f"{FIGURES}/{name}.png" for name in ("iou_per_label", "figure4", "roc")]
+        + [f"{FIGURES}/learning_curves.png"]
     )
 
 
@@ -75,6 +78,8 @@ localrules:
     comparisons,
     interrater,
     iou_figure,
+    learning_curves,
+    roc,
 
 
 # Human benchmark: IoU between radiologists reading the same phase 1-2 image (own job: it
@@ -84,12 +89,7 @@ rule interrater:
         ellipses=[f"{ELLIPSES}/phase{p}.h5" for p in INTERRATER_PHASES],
     output:
         csv=f"{TABLES}/interrater.csv",
-        md=report(
-            f"{TABLES}/interrater.md",
-            caption="../report/interrater.rst",
-            category="Results",
-            subcategory="Tables",
-        ),
+        md=f"{TABLES}/interrater.md",
     log:
         f"{LOGS}/interrater.log",
     benchmark:
@@ -144,16 +144,7 @@ rule tables:
         interrater=INTERRATER[:1],
     output:
         **{
-            f"{name}_{ext}": (
-                report(
-                    f"{TABLES}/{name}.{ext}",
-                    caption=f"../report/{name}.rst",
-                    category="Results",
-                    subcategory="Tables",
-                )
-                if ext == "md"
-                else f"{TABLES}/{name}.{ext}"
-            )
+            f"{name}_{ext}": f"{TABLES}/{name}.{ext}"
             for name in TABLE_NAMES
             for ext in ("csv", "md")
         },
@@ -196,12 +187,7 @@ rule comparisons:
         per_item=lambda w: report_cfg.item_inputs(config, RESULTS, workflow.rules),
     output:
         csv=f"{TABLES}/comparisons.csv",
-        md=report(
-            f"{TABLES}/comparisons.md",
-            caption="../report/comparisons.rst",
-            category="Results",
-            subcategory="Tables",
-        ),
+        md=f"{TABLES}/comparisons.md",
     log:
         f"{LOGS}/comparisons.log",
     benchmark:
@@ -295,3 +281,65 @@ rule figure4:
         "python -m gazeloc figures --figure4 {output} --selection {input.selection}"
         " --models {params.models} --manifest {input.manifest} --ellipses {input.ellipses}"
         " --n-images {params.n_images} --seed {params.seed} --device cpu > {log} 2>&1"
+
+
+# Training loss and validation AUC per epoch of every trained run (one line per seed).
+rule learning_curves:
+    input:
+        logs=lambda w: report_cfg.train_log_inputs(config, RESULTS, workflow.rules),
+    output:
+        report(
+            f"{FIGURES}/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Results",
+            subcategory="Figures",
+        ),
+    log:
+        f"{LOGS}/learning_curves.log",
+    benchmark:
+        f"{BENCH}/learning_curves.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        version=stage_version("tables"),
+        experiments=lambda w: " ".join(
+            report_cfg.experiments_of(config, RESULTS, workflow.rules)
+        ),
+    shell:
+        "python -m gazeloc figures --learning-curves {output} --train-logs {input.logs}"
+        " --experiments {params.experiments} > {log} 2>&1"
+
+
+# Per-label ROC curves on the test split from the per-image probabilities.
+rule roc:
+    input:
+        images=lambda w: report_cfg.test_image_inputs(config, RESULTS, workflow.rules),
+    output:
+        report(
+            f"{FIGURES}/roc.png",
+            caption="../report/roc.rst",
+            category="Results",
+            subcategory="Figures",
+        ),
+    log:
+        f"{LOGS}/roc.log",
+    benchmark:
+        f"{BENCH}/roc.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        version=stage_version("tables"),
+        experiments=lambda w: " ".join(
+            report_cfg.experiments_of(config, RESULTS, workflow.rules)
+        ),
+    shell:
+        "python -m gazeloc figures --roc {output} --images {input.images}"
+        " --experiments {params.experiments} > {log} 2>&1"

@@ -100,7 +100,12 @@ rule location_extraction:
         ellipses=[f"{ELLIPSES}/phase{p}.h5" for p in LOCATION_PHASES],
         val_subjects=val_subjects_file(),
     output:
-        **LOCATION_OUTPUTS,
+        **{k: v for k, v in LOCATION_OUTPUTS.items() if k != "figure"},
+        figure=report(
+            LOCATION_OUTPUTS["figure"],
+            caption="../report/location_extraction_delay.rst",
+            category="Heatmaps",
+        ),
     log:
         f"{LOGS}/location_extraction.log",
     benchmark:
@@ -151,7 +156,11 @@ rule figure1:
         mimic=mimic_dir(),
         labels=[f"{RESULTS}/labels/phase{p}.parquet" for p in FIGURE1_PHASES],
     output:
-        f"{RESULTS}/figures/figure1.png",
+        report(
+            f"{RESULTS}/figures/figure1.png",
+            caption="../report/figure1.rst",
+            category="Heatmaps",
+        ),
     log:
         f"{LOGS}/figure1.log",
     benchmark:
@@ -163,7 +172,7 @@ rule figure1:
         mem_mb=2000,
         runtime=10,
     params:
-        version=stage_version("heatmaps"),
+        version=stage_version("figure1"),
         phases=" ".join(str(p) for p in FIGURE1_PHASES),
         readings=" ".join(FIGURE1_READINGS),
         method=config["heatmaps"]["method"],

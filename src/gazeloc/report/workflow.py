@@ -128,3 +128,43 @@ def experiments_of(config: dict[str, Any], results: str, rules: Iterable[Any]) -
 def figure4_models(config: dict[str, Any], results: str, rules: Iterable[Any]) -> dict[str, str]:
     """Experiment → the model of its first seed, for Figure 4."""
     return first_seed_models(results, trained_models(config, results, rules))
+
+
+def train_log_inputs(config: dict[str, Any], results: str, rules: Iterable[Any]) -> list[str]:
+    """The ``train_log.csv`` of every trained run (learning curves)."""
+    return [t for t in trained_models(config, results, rules) if str(t).endswith("/train_log.csv")]
+
+
+def test_image_inputs(config: dict[str, Any], results: str, rules: Iterable[Any]) -> list[str]:
+    """The per-image test results of every trained run (ROC curves)."""
+    return [
+        f"{results}/metrics/{experiment}/seed{seed}/test_images.parquet"
+        for experiment, seed in runs(trained_models(config, results, rules))
+    ]
+
+
+REPORT_TABLES = (
+    "summary",
+    "auc_per_label",
+    "iou_per_label",
+    "hit_rate_per_label",
+    "ablation",
+    "comparisons",
+    "interrater",
+    "dataset_counts",
+    "labeler",
+    "location_extraction",
+    "realism",
+)
+"""The tables shown in the report (as HTML pages), in the report's order."""
+
+
+def report_table_sources(targets: Iterable[str]) -> dict[str, str]:
+    """Name → Markdown file of every :data:`REPORT_TABLES` table among the workflow's
+    targets (those this configuration makes), in :data:`REPORT_TABLES` order."""
+    by_name = {}
+    for path in targets:
+        name = str(path).rsplit("/", 1)[-1]
+        if name.endswith(".md") and name[:-3] in REPORT_TABLES:
+            by_name.setdefault(name[:-3], str(path))
+    return {n: by_name[n] for n in REPORT_TABLES if n in by_name}
