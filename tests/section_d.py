@@ -1,8 +1,9 @@
-"""The example files of data-formats.md section D, verbatim, and a tree builder for reader tests.
+"""Example files in the exact REFLACX 1.0.0 and MIMIC-CXR-JPG 2.0.0 formats, and a tree
+builder for reader tests.
 
-The constants hold the example text exactly as the spec prints it (LF line breaks here; REFLACX
+The constants hold small example files in the datasets' exact formats (LF line breaks here; REFLACX
 files are written with CRLF by :func:`write_reflacx`, as the real writer does). A few files the
-spec does not show (the second phase-3 reading, the phase-1 readings, the MIMIC rows of the
+examples do not cover (the second phase-3 reading, the phase-1 readings, the MIMIC rows of the
 phase-1 image) are built in :func:`write_tree` so that a whole tree passes ``gazeloc check``.
 """
 

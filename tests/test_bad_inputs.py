@@ -2,7 +2,7 @@
 
 Every case starts from the valid section-D tree (:func:`section_d.write_tree`), breaks one
 thing, and runs the whole-dataset check (or one reader, for files the check does not read).
-Tolerated deviations (data-formats.md) are logged warnings, asserted with ``caplog``.
+Tolerated deviations (docs/method.md#input-data) are logged warnings, asserted with ``caplog``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""REFLACX reader on the exact example files of data-formats.md section D (CRLF and LF)."""
+"""REFLACX reader on example files in the exact REFLACX 1.0.0 format (CRLF and LF)."""
 
 from __future__ import annotations
 

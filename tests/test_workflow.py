@@ -69,8 +69,8 @@ def _stale(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 # After the tiny run (3 REFLACX phases, 2 shards, experiments unannotated/ellipse/et, seed 1):
-# what a dry run must list after each change (README "Reruns"). The report is rebuilt by
-# `make demo` each time and is not a job.
+# what a dry run must list after each change (docs/cluster.md#what-reruns-after-a-change).
+# The report is rebuilt by `make demo` each time and is not a job.
 _AFTER_TRAIN = {"selection": 1, "tables": 1, "iou_figure": 1, "figure4": 1}
 RERUNS = {
     "tables.ci_method": ("tables:\n  ci_method: normal_pop\n", {"tables": 1, "iou_figure": 1}),
@@ -204,7 +204,7 @@ def test_report_builds(tiny_run):
 
 
 def test_project_never_reads_shared():
-    """The spec folder beside the checkout does not exist for users."""
+    """Nothing beside the checkout is read: users have only the repository."""
     needle = "../" + "shared"
     offenders = [
         str(path.relative_to(ROOT))

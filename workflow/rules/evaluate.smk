@@ -1,5 +1,6 @@
 # Evaluation (one job per trained experiment x seed x split), result tables, figures.
-# Metrics: results/metrics/{experiment}/seed{seed}/{val,test}.parquet (tidy, design.md).
+# Metrics: results/metrics/{experiment}/seed{seed}/{val,test}.parquet (tidy;
+# docs/outputs.md#metrics).
 # Tables: results/tables/{summary,auc_per_label,iou_per_label[,ablation]}.{csv,md} and
 # selection.csv (thresholds and sources chosen on validation). Figures: results/figures/.
 # The runs are those of the training stage (train_targets), known once every rule is read:

@@ -1,5 +1,5 @@
 """Evaluate one trained model on one split: per-label AUC on MIMIC-CXR-JPG and per-label IoU
-on REFLACX phase 3 for every heatmap source and threshold (reference-method.md ยง9).
+on REFLACX phase 3 for every heatmap source and threshold (docs/method.md#evaluation).
 
 * AUC: the image-level probability ``C_k`` (Eq. 1) of the MIMIC images of the split
   (``in_mimic`` rows of the index), per label over the images whose label is known (a null
@@ -10,7 +10,7 @@ on REFLACX phase 3 for every heatmap source and threshold (reference-method.md ย
   IoU is the mean over the readings whose ellipse label is positive (negatives contribute
   nothing; NaN for a label without a positive reading).
 
-The result is the tidy table of design.md ("Contracts"): ``experiment, seed, split, dataset,
+The result is the tidy table of docs/outputs.md#metrics: ``experiment, seed, split, dataset,
 metric, source, label, threshold, value, n_positive``.
 """
 
