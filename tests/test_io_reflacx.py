@@ -32,13 +32,13 @@ def endings(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def any_tree(tmp_path: Path, endings: str) -> dict[str, Path]:
-    """The section-D tree with CRLF (as specified) and with LF line endings."""
+    """The example tree with CRLF (as REFLACX writes it) and with LF line endings."""
     return d.write_tree(tmp_path, line_endings=endings)
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> dict[str, Path]:
-    """The section-D tree with CRLF (LF is compared with it in test_lf_variant_reads_the_same)."""
+    """The example tree with CRLF (LF is compared with it in test_lf_variant_reads_the_same)."""
     return d.write_tree(tmp_path)
 
 

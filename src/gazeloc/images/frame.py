@@ -4,9 +4,9 @@ For an image of width ``W`` and height ``H`` and a frame side ``S`` (pixels):
 scale ``s = S / max(W, H)``, resized size ``w = round(W·s)``, ``h = round(H·s)`` (Python
 ``round``), antialiased bilinear resize (Pillow ``resize(..., BILINEAR)``), zero padding with
 ``left = (S − w) // 2`` and ``top = (S − h) // 2``. The resize runs in 32-bit float (Pillow
-mode ``F``) and the result is rounded to the nearest integer ("uint8 by rounding", docs/method.md
-quirk table; never truncated, and without the intermediate 8-bit rounding of Pillow's
-two-pass 8-bit resampling).
+mode ``F``) and the result is rounded to the nearest integer (docs/method.md#the-square-frame;
+never truncated, and without the intermediate 8-bit rounding of Pillow's two-pass 8-bit
+resampling).
 
 Speed: when the JPEG is at least twice the resized size in both directions, it is decoded at a
 reduced DCT scale (1/2, 1/4 or 1/8, the largest that keeps it at least ``w × h``; Pillow
