@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import io
 import itertools
+import os
 import re
 import tokenize
 from pathlib import Path
@@ -25,20 +26,26 @@ README_LIMIT = 10 * 1024
 
 
 def repo_files() -> list[Path]:
-    """Text files of the repository (no hidden folders, results, caches or the venv)."""
+    """Text files of the repository: no hidden folders (but ``.ci``), outputs, caches or venv."""
     files = []
-    for path in ROOT.rglob("*"):
-        rel = path.relative_to(ROOT)
-        parts = rel.parts
-        if any(p.startswith(".") and p != ".ci" for p in parts[:-1]) or parts[0].startswith(
-            "results"
-        ):
-            continue
-        if any(p in SKIP_DIRS or p.endswith(".egg-info") for p in parts):
-            continue
-        if path.is_file() and (path.suffix in TEXT_SUFFIXES or path.name in TEXT_NAMES):
-            files.append(path)
-    return sorted(files)
+    for folder, dirs, names in os.walk(ROOT):
+        here = Path(folder)
+        rel = here.relative_to(ROOT)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not (d.startswith(".") and d != ".ci")
+            and d not in SKIP_DIRS
+            and not d.endswith(".egg-info")
+            and not (rel == Path(".") and d.startswith("results"))
+            and not (rel == Path("bench") and d == "out")
+        )
+        for name in names:
+            path = here / name
+            if path.suffix in TEXT_SUFFIXES or name in TEXT_NAMES:
+                files.append(path)
+    files.append(ROOT / "results" / "README.md")  # the one tracked file among the outputs
+    return sorted(p for p in set(files) if p.is_file())
 
 
 # --- configuration page ---------------------------------------------------------------------
