@@ -1,8 +1,9 @@
-"""The example files of data-formats.md section D, verbatim, and a tree builder for reader tests.
+"""Example files in the exact REFLACX 1.0.0 and MIMIC-CXR-JPG 2.0.0 formats, and a tree
+builder for reader tests.
 
-The constants hold the example text exactly as the spec prints it (LF line breaks here; REFLACX
+The constants hold small example files in the datasets' exact formats (LF line breaks here; REFLACX
 files are written with CRLF by :func:`write_reflacx`, as the real writer does). A few files the
-spec does not show (the second phase-3 reading, the phase-1 readings, the MIMIC rows of the
+examples do not cover (the second phase-3 reading, the phase-1 readings, the MIMIC rows of the
 phase-1 image) are built in :func:`write_tree` so that a whole tree passes ``gazeloc check``.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-# --- D.1 ---------------------------------------------------------------------------------
+# --- metadata_phase_3.csv ----------------------------------------------------------------
 
 METADATA_PHASE_3 = """\
 id,split,eye_tracking_data_discarded,image,dicom_id,subject_id,image_size_x,image_size_y,Abnormal mediastinal contour,Acute fracture,Atelectasis,Consolidation,Enlarged cardiac silhouette,Enlarged hilum,Groundglass opacity,Hiatal hernia,High lung volume / emphysema,Interstitial lung disease,Lung nodule or mass,Other,Pleural abnormality,Pneumothorax,Pulmonary edema,Support devices
@@ -19,7 +20,7 @@ P300R512734,train,False,physionet.org/files/mimic-cxr/2.0.0/files/p12/p12345678/
 P300R047190,test,False,physionet.org/files/mimic-cxr/2.0.0/files/p18/p18765432/s59876543/a07e3d2b-c4f81956-2e9b0d7a-61f5c8e3-b2d49a06.dcm,a07e3d2b-c4f81956-2e9b0d7a-61f5c8e3-b2d49a06,18765432,3056,2544,0,0,0,0,0,0,0,0,0,0,2,scoliosis|old healed rib fracture,0,0,0,False
 """  # noqa: E501
 
-# --- D.2 ---------------------------------------------------------------------------------
+# --- metadata_phase_1.csv ----------------------------------------------------------------
 
 METADATA_PHASE_1 = """\
 id,split,eye_tracking_data_discarded,image,dicom_id,subject_id,image_size_x,image_size_y,Airway wall thickening,Atelectasis,Consolidation,Emphysema,Enlarged cardiac silhouette,Fibrosis,Fracture,Groundglass opacity,Mass,Nodule,Other,Pleural effusion,Pleural thickening,Pneumothorax,Pulmonary edema,Quality issue,Support devices,Wide mediastinum
@@ -27,7 +28,7 @@ P104R803311,validate,False,physionet.org/files/mimic-cxr/2.0.0/files/p15/p155501
 P104R921460,validate,True,physionet.org/files/mimic-cxr/2.0.0/files/p15/p15550123/s53330987/5d1c0e7a-9b2f4836-e08a1c53-7f6d2b94-0c3e8a15.dcm,5d1c0e7a-9b2f4836-e08a1c53-7f6d2b94-0c3e8a15,15550123,2544,3056,0,0,0,0,0,0,0,0,0,0,,4,0,0,0,False,True,0
 """  # noqa: E501
 
-# --- D.3 ---------------------------------------------------------------------------------
+# --- fixations.csv -----------------------------------------------------------------------
 
 FIXATIONS = """\
 timestamp_start_fixation,timestamp_end_fixation,x_position,y_position,pupil_area_normalized,angular_resolution_x_pixels_per_degree,angular_resolution_y_pixels_per_degree,window_width,window_level,xmin_shown_from_image,ymin_shown_from_image,xmax_shown_from_image,ymax_shown_from_image,xmin_in_screen_coordinates,ymin_in_screen_coordinates,xmax_in_screen_coordinates,ymax_in_screen_coordinates
@@ -37,7 +38,7 @@ timestamp_start_fixation,timestamp_end_fixation,x_position,y_position,pupil_area
 9.731,10.018,612,2011,1.118,95,94,0.93712,0.51408,0,896,2521,3056,661,0,3180,2160
 """
 
-# --- D.4 ---------------------------------------------------------------------------------
+# --- gaze.csv ----------------------------------------------------------------------------
 
 GAZE = """\
 timestamp_sample,x_position,y_position,pupil_area_normalized,angular_resolution_x_pixels_per_degree,angular_resolution_y_pixels_per_degree,window_width,window_level,xmin_shown_from_image,ymin_shown_from_image,xmax_shown_from_image,ymax_shown_from_image,xmin_in_screen_coordinates,ymin_in_screen_coordinates,xmax_in_screen_coordinates,ymax_in_screen_coordinates
@@ -46,14 +47,14 @@ timestamp_sample,x_position,y_position,pupil_area_normalized,angular_resolution_
 0.139,,,,,,1.0,0.5,0,0,2544,3056,1021,0,2819,2160
 """
 
-# --- D.5 (the whole file: no newline at the end) -----------------------------------------
+# --- transcription.txt (the whole file: no newline at the end) ---------------------------
 
 TRANSCRIPTION = (
     "endotracheal tube in standard position. small left pleural effusion, with adjacent "
     "atelectasis. cardiomegaly. no pneumothorax."
 )
 
-# --- D.6 ---------------------------------------------------------------------------------
+# --- timestamps_transcription.csv --------------------------------------------------------
 
 TIMESTAMPS = """\
 word,timestamp_start_word,timestamp_end_word
@@ -79,7 +80,7 @@ pneumothorax,10.7,11.42
 .,11.42,11.42
 """
 
-# --- D.7 ---------------------------------------------------------------------------------
+# --- anomaly_location_ellipses.csv -------------------------------------------------------
 
 ELLIPSES = """\
 xmin,ymin,xmax,ymax,certainty,Abnormal mediastinal contour,Acute fracture,Atelectasis,Consolidation,Enlarged cardiac silhouette,Enlarged hilum,Groundglass opacity,Hiatal hernia,High lung volume / emphysema,Interstitial lung disease,Lung nodule or mass,Other,Pleural abnormality,Pneumothorax,Pulmonary edema,Support devices
@@ -88,14 +89,14 @@ xmin,ymin,xmax,ymax,certainty,Abnormal mediastinal contour,Acute fracture,Atelec
 228,2101,1105,2874,3,False,False,True,False,False,False,False,False,False,False,False,False,True,False,False,False
 """  # noqa: E501
 
-# --- D.8 ---------------------------------------------------------------------------------
+# --- chest_bounding_box.csv --------------------------------------------------------------
 
 CHEST_BOX = """\
 xmin,ymin,xmax,ymax
 318,402,2261,2630
 """
 
-# --- D.9 ---------------------------------------------------------------------------------
+# --- MIMIC-CXR-JPG tables ----------------------------------------------------------------
 
 MIMIC_METADATA = """\
 dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns,StudyDate,StudyTime,ProcedureCodeSequence_CodeMeaning,ViewCodeSequence_CodeMeaning,PatientOrientationCodeSequence_CodeMeaning
@@ -128,7 +129,7 @@ DICOM_3A = "4f2a9c1e-0b7d3e58-a61c2f94-d3e07b15-9e8c4a27"
 DICOM_3B = "a07e3d2b-c4f81956-2e9b0d7a-61f5c8e3-b2d49a06"
 DICOM_1 = "5d1c0e7a-9b2f4836-e08a1c53-7f6d2b94-0c3e8a15"
 
-# --- Files not shown in section D (built for a complete, valid tree) ---------------------
+# --- Files not among the examples (built for a complete, valid tree) ---------------------
 
 PHASE_1_LABELS = (
     "Airway wall thickening,Atelectasis,Consolidation,Emphysema,Enlarged cardiac silhouette,"
@@ -149,14 +150,14 @@ ELLIPSES_PHASE_1A = (
     + _phase1_ellipse_row("1500,2100,2400,2900", 5, "Pleural effusion")
     + "\n"
 )
-"""Phase-1 ellipses of P104R803311 (Atelectasis 3, Pleural effusion 5, as in D.2)."""
+"""Phase-1 ellipses of P104R803311 (Atelectasis 3, Pleural effusion 5, as in its metadata row)."""
 
 ELLIPSES_PHASE_1D = (
     f"xmin,ymin,xmax,ymax,certainty,{PHASE_1_LABELS}\n"
     + _phase1_ellipse_row("1480,2050,2410,2950", 4, "Pleural effusion")
     + "\n"
 )
-"""Phase-1 ellipses of the discarded P104R921460 (Pleural effusion 4, as in D.2)."""
+"""Phase-1 ellipses of the discarded P104R921460 (Pleural effusion 4, as in its metadata row)."""
 
 ELLIPSES_3B = (
     ELLIPSES.splitlines()[0]
@@ -166,7 +167,7 @@ ELLIPSES_3B = (
         "False,False,False,False,False\n"
     )
 )
-"""Ellipses of P300R047190 (Lung nodule or mass 2, as in D.1)."""
+"""Ellipses of P300R047190 (Lung nodule or mass 2, as in its metadata row)."""
 
 FIXATIONS_3B = (
     FIXATIONS.splitlines()[0]
@@ -183,7 +184,7 @@ MIMIC_METADATA_PHASE_1 = (
     f"{DICOM_1},15550123,53330987,CHEST (PA AND LAT),PA,3056,2544,21610930,141312.75,"
     "CHEST (PA AND LAT),postero-anterior,Erect\n"
 )
-"""MIMIC rows of the phase-1 image (section D does not list it in the MIMIC tables)."""
+"""MIMIC rows of the phase-1 image (the example MIMIC tables do not list it)."""
 
 VAL_SUBJECTS = "15550123\n"
 
@@ -214,7 +215,7 @@ def write_mimic_table(root: Path, table: str, text: str, *, gz: bool = True) -> 
 
 
 def write_phase3_reading(main: Path, line_endings: str = "crlf") -> Path:
-    """The D.3 and D.5-D.8 files of P300R512734 under ``main`` (``main_data/``)."""
+    """The fixation, transcript, ellipse and chest-box examples of P300R512734 under ``main``."""
     folder = main / READING_3A
     write_reflacx(folder / "fixations.csv", FIXATIONS, line_endings=line_endings)
     (folder / "transcription.txt").write_bytes(TRANSCRIPTION.encode("utf-8"))
@@ -236,7 +237,7 @@ def write_tree(tmp: Path, *, line_endings: str = "crlf", gz: bool = True) -> dic
     write_phase3_reading(main, line_endings)
     write_reflacx(reflacx / "gaze_data" / READING_3A / "gaze.csv", GAZE, line_endings=line_endings)
     # The second phase-3 reading (landscape image) and the non-discarded phase-1 reading reuse
-    # the D.5/D.6 transcript; their ellipses agree with their metadata rows.
+    # the example transcript; their ellipses agree with their metadata rows.
     for reading, fixations, ellipses in (
         (READING_3B, FIXATIONS_3B, ELLIPSES_3B),
         (READING_1A, FIXATIONS, ELLIPSES_PHASE_1A),

@@ -1,8 +1,8 @@
 """Malformed REFLACX / MIMIC-CXR-JPG inputs: each error names the file, line and column.
 
-Every case starts from the valid section-D tree (:func:`section_d.write_tree`), breaks one
+Every case starts from the valid example tree (:func:`section_d.write_tree`), breaks one
 thing, and runs the whole-dataset check (or one reader, for files the check does not read).
-Tolerated deviations (data-formats.md) are logged warnings, asserted with ``caplog``.
+Tolerated deviations (docs/method.md#input-data) are logged warnings, asserted with ``caplog``.
 """
 
 from __future__ import annotations
@@ -785,7 +785,7 @@ def test_valid_tree_passes_with_expected_warnings_only(tree: Tree, caplog) -> No
     assert summary["reflacx"]["phase_1"]["discarded"] == 1
     assert summary["mimic"]["images"] == 4
     assert summary["val_subjects"] == 1
-    # The only deviation in section D: the third fixation of D.3 is left of the image (it is
+    # The only deviation among the examples: the third example fixation is left of the image (it is
     # reused by the phase-1 reading, hence twice).
     assert summary["warnings"] == 2
     assert len(caplog.records) == 2

@@ -1,4 +1,7 @@
-"""Sentences, mention times and time windows (reference-method.md §3.2–3.4)."""
+"""Sentences, mention times and time windows.
+
+See docs/method.md#sentences-and-mention-times and docs/method.md#time-windows.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from gazeloc.errors import DataFormatError
 from gazeloc.gaze import DEFAULT_METHOD, Dictation, SentenceTimes, parse_method, window
 from gazeloc.gaze.windows import BASE_STARTS, DELAY_STARTS, END_RULES
 
-# data-formats.md D.5 / D.6
+# A REFLACX transcription and its word timestamps
 TEXT = (
     "endotracheal tube in standard position. small left pleural effusion, with adjacent "
     "atelectasis. cardiomegaly. no pneumothorax."
@@ -242,7 +245,7 @@ def sentence_lists(draw):
 
 
 def expected_window(method, sentences, i):
-    """An independent transcription of reference-method.md §3.4's table."""
+    """An independent transcription of docs/method.md#time-windows's table."""
     m = parse_method(method)
     s = sentences[i]
     prev = sentences[i - 1] if i else SentenceTimes(0.0, 0.0)

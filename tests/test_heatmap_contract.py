@@ -1,4 +1,4 @@
-"""The design.md contracts ``gazeloc.gaze.heatmap`` / ``gazeloc.gaze.window`` and geometry
+"""The public API ``gazeloc.gaze.heatmap`` / ``gazeloc.gaze.window`` and geometry
 properties of the framed heatmap (hypothesis)."""
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ def single_fixation_cases(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(single_fixation_cases())
 def test_peak_lands_where_the_frame_maps_the_fixation(case):
-    """design.md: image pixel (x, y) lands at ((x+.5)w/W − .5 + left, (y+.5)h/H − .5 + top)."""
+    """Image pixel (x, y) lands at ((x+.5)w/W − .5 + left, (y+.5)h/H − .5 + top).
+
+    (docs/method.md#the-square-frame)
+    """
     width, height, size, res, x, y = case
     m = heatmap(
         pl.DataFrame([fixation(0, 1, x, y, res)]),

@@ -1,4 +1,4 @@
-"""Ellipse masks in the square frame (design.md frame rules; reference-method.md §4.3)."""
+"""Ellipse masks in the square frame (docs/method.md#ellipse-masks)."""
 
 from __future__ import annotations
 

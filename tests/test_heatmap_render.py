@@ -241,7 +241,7 @@ def test_renderer_reuse_equals_fresh_heatmaps():
 
 
 def test_frame_image_padding_matches_design():
-    # design.md: an image pixel (x, y) lands at ((x + .5) w/W - .5 + left, ...)
+    # docs/method.md#the-square-frame: image pixel (x, y) lands at ((x + .5) w/W - .5 + left, ...)
     g = frame_geometry(300, 200, 64)
     assert (g.w, g.h, g.left, g.top) == (64, 43, 0, 10)
     image = np.zeros((200, 300), dtype=np.float32)

@@ -21,7 +21,7 @@ from gazeloc.labels import LABEL_INDEX, MODEL_LABELS
 from gazeloc.splits import read_val_subjects
 
 # A stand-in for the labeler (tests must not depend on it): keyword mentions with
-# design.md's schema. "no ..." sentences are negative; "tube" is an unmapped category.
+# docs/outputs.md's schema. "no ..." sentences are negative; "tube" is an unmapped category.
 KEYWORDS = {
     "effusion": ("Pleural abnormality", ["pleural_abnormality"]),
     "consolidation": ("Consolidation", ["consolidation", "opacity"]),

@@ -114,7 +114,8 @@ def _centroid(a: np.ndarray) -> tuple[float, float]:
 
 @pytest.mark.parametrize("dct_scaling", [False, True])
 def test_pixel_mapping(tmp_path, dct_scaling):
-    """A bright block lands where design.md's mapping says, with or without DCT scaling.
+    """A bright block lands where the frame mapping (docs/method.md#the-square-frame) says,
+    with or without DCT scaling.
 
     Width 2003 is not a multiple of the DCT scale, so a resize that ignored the partial last
     block would shift the right edge.

@@ -385,7 +385,7 @@ def test_mimic_counts_are_index_sums(written):
 
 def test_reflacx_counts_match_metadata_certainties(tiny_synthetic, written):
     """Ellipse labels (certainty >= 3) recomputed from the metadata's per-label certainties
-    (metadata value = max certainty of the ellipses tagged with it, data-formats.md D.10)."""
+    (metadata value = max certainty of the ellipses tagged with it, as REFLACX writes it)."""
     out, index = written
     meta = reflacx.read_metadata(tiny_synthetic / "reflacx", 3)
     split_of = dict(index.select("dicom_id", "split").iter_rows())

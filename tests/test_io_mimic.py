@@ -1,4 +1,4 @@
-"""MIMIC-CXR-JPG reader on the exact example tables of data-formats.md section D.9."""
+"""MIMIC-CXR-JPG reader on example tables in the exact MIMIC-CXR-JPG 2.0.0 format."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REFLACX reader on the exact example files of data-formats.md section D (CRLF and LF)."""
+"""REFLACX reader on example files in the exact REFLACX 1.0.0 format (CRLF and LF)."""
 
 from __future__ import annotations
 
@@ -32,13 +32,13 @@ def endings(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def any_tree(tmp_path: Path, endings: str) -> dict[str, Path]:
-    """The section-D tree with CRLF (as specified) and with LF line endings."""
+    """The example tree with CRLF (as REFLACX writes it) and with LF line endings."""
     return d.write_tree(tmp_path, line_endings=endings)
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> dict[str, Path]:
-    """The section-D tree with CRLF (LF is compared with it in test_lf_variant_reads_the_same)."""
+    """The example tree with CRLF (LF is compared with it in test_lf_variant_reads_the_same)."""
     return d.write_tree(tmp_path)
 
 

@@ -1,4 +1,4 @@
-"""Losses of reference-method.md §7 against hand-computed values, extremes and gradients."""
+"""Losses of docs/method.md#losses against hand-computed values, extremes and gradients."""
 
 from __future__ import annotations
 

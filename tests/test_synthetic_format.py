@@ -1,4 +1,4 @@
-"""The generated dataset follows data-formats.md field by field, and is deterministic."""
+"""The generated dataset follows the real formats field by field, and is deterministic."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from gazeloc.synthetic.types import FINDING_CATEGORY, Region
 
 
 def test_unzoomed_view_matches_the_format_example():
-    """data-formats.md D.3: a 2544x3056 image unzoomed is drawn at 1021,0,2819,2160."""
+    """As in REFLACX: a 2544x3056 image unzoomed is drawn at 1021,0,2819,2160."""
     view = view_at(2544, 3056)
     assert view.shown == (0, 0, 2544, 3056)
     assert view.screen == (1021, 0, 2819, 2160)

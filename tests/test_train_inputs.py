@@ -1,5 +1,5 @@
 """Helpers (and a check of them): small training inputs written by the documented layouts
-(design.md "Contracts"): an index, one image shard with its manifest, and phase-3 heatmap and
+(docs/outputs.md): an index, one image shard with its manifest, and phase-3 heatmap and
 ellipse files (h5py)."""
 
 from __future__ import annotations

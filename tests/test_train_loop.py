@@ -233,7 +233,7 @@ def test_cli_train(inputs, tmp_path):
         cli_main(["train", "--help"])
 
 
-# --- the decoder steps only on batches with a decoder target (reference §7.5) -------------------
+# --- the decoder steps only on batches with a decoder target (docs/method.md#losses) ---------
 
 
 def _decoder_params(state: dict) -> dict:

@@ -114,7 +114,7 @@ def _stale(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 # After the tiny run (3 REFLACX phases, 2 shards, experiments unannotated/ellipse/et, seed 1):
-# what a dry run must list after each change (README "Reruns"). The report is rebuilt by
+# what a dry run must list after each change (docs/cluster.md#what-reruns-after-a-change). The report is rebuilt by
 # `make demo` each time and is not a job.
 # One evaluation job per experiment and seed writes both splits.
 _AFTER_TRAIN = {
@@ -300,7 +300,7 @@ def test_report_builds(tiny_run):
 
 
 def test_project_never_reads_shared():
-    """The spec folder beside the checkout does not exist for users."""
+    """Nothing beside the checkout is read: users have only the repository."""
     needle = "../" + "shared"
     offenders = [
         str(path.relative_to(ROOT))

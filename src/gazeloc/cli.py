@@ -707,7 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         type=_window_method,
         default="1.5s_startofsentence_lastmention",
-        help="time-window method (reference-method.md §3.4)",
+        help="time-window method, e.g. 1.5s_startofsentence_lastmention "
+        "(docs/method.md#time-windows)",
     )
     p.add_argument("--window-end", choices=("word_start", "word_end"), default="word_start")
     p.add_argument("--sigma-degrees", type=float, default=1.0, help="Gaussian sigma in degrees")

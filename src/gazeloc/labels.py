@@ -2,11 +2,11 @@
 
 Three vocabularies meet in gazeloc:
 
-* the 10 **model labels** (canonical ids, in tensor order; design.md "Canonical labels");
+* the 10 **model labels** (canonical ids, in tensor order; docs/method.md#labels);
 * the **REFLACX labels** of the metadata and ellipse tables (phase 1 has its own older names);
 * the 14 **MIMIC-CXR CheXpert** columns.
 
-Mappings follow the authors' code (reference-method.md §1.2-1.3), which includes
+Mappings follow the authors' code (docs/method.md#labels), which includes
 Nodule/Mass/Fibrosis -> Opacity and MIMIC Lung Lesion -> Opacity.
 """
 
@@ -130,7 +130,7 @@ REFLACX_TO_MODEL: dict[str, tuple[str, ...]] = {
     "Abnormal mediastinal contour": ("abnormal_mediastinal_contour",),
     "Wide mediastinum": ("abnormal_mediastinal_contour",),
 }
-"""REFLACX label column -> model labels (reference-method.md §1.3). Unlisted columns map to none."""
+"""REFLACX label column -> model labels (docs/method.md#labels). Unlisted columns map to none."""
 
 PHASE1_TO_PHASE23: dict[str, str] = {
     "Emphysema": "High lung volume / emphysema",
@@ -184,5 +184,5 @@ CHEXPERT_TO_MODEL: dict[str, tuple[str, ...]] = {
     "Cardiomegaly": ("enlarged_cardiac_silhouette",),
     "Enlarged Cardiomediastinum": ("abnormal_mediastinal_contour",),
 }
-"""MIMIC CheXpert column -> model labels (reference-method.md §1.2). No Finding and Support
+"""MIMIC CheXpert column -> model labels (docs/method.md#labels). No Finding and Support
 Devices map to none."""

@@ -1,6 +1,6 @@
 """Evaluation metrics: confidence intervals over seeds, AUC, and IoU at many thresholds at once.
 
-Conventions (reference-method.md §9): IoU compares a heatmap upscaled to the square frame by
+Conventions (docs/method.md#evaluation): IoU compares a heatmap upscaled to the square frame by
 nearest neighbour with the ellipse mask of the label; the prediction is ``map > threshold``
 (strict); 0/0 counts as 0; a label's IoU is the mean over images whose label is positive.
 """

@@ -1,4 +1,4 @@
-"""The study's splits (design.md "Splits"; reference-method.md §5).
+"""The study's splits (docs/method.md#images-and-splits).
 
 MIMIC test = official ``test``; val = official ``validate`` or the subject is in the
 validation-subjects list (test wins over the list); train = the rest. REFLACX readings take the
@@ -93,7 +93,7 @@ def check_reflacx_split(
     path: str | Path,
     mimic_metadata: pl.DataFrame | None = None,
 ) -> None:
-    """REFLACX rows must agree with MIMIC for the same ``dicom_id`` (data-formats.md §C).
+    """REFLACX rows must agree with MIMIC for the same ``dicom_id`` (docs/method.md#input-data).
 
     ``split``, ``subject_id`` and the study id of the ``image`` path must equal MIMIC's split
     table; with ``mimic_metadata`` also ``image_size_x/y`` = ``Columns/Rows`` and a frontal

@@ -1,5 +1,6 @@
 # Evaluation (one job per trained experiment x seed: both splits, one model load), result
-# tables, figures. Metrics: results/metrics/{experiment}/seed{seed}/{val,test}.parquet (tidy)
+# tables, figures. Metrics: results/metrics/{experiment}/seed{seed}/{val,test}.parquet (tidy;
+# docs/outputs.md#metrics)
 # and beside them {val,test}_images.parquet, {val,test}_readings.parquet (per-item values).
 # Tables: results/tables/{summary,auc_per_label,iou_per_label[,ablation]}.{csv,md} and
 # selection.csv (thresholds and sources chosen on validation); their HTML pages for the

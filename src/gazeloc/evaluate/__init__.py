@@ -1,4 +1,4 @@
-"""Evaluation of trained models (reference-method.md §9): per-label AUC on MIMIC-CXR-JPG and
+"""Evaluation of trained models (docs/method.md#evaluation): per-label AUC on MIMIC-CXR-JPG and
 per-label IoU on REFLACX for every heatmap source (:mod:`.maps`) and threshold (:mod:`.run`),
 and the hit rate (:mod:`.pointing`)."""
 

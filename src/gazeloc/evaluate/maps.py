@@ -1,6 +1,6 @@
 """Heatmap sources of a trained model and their IoU against ellipse masks at many thresholds.
 
-Sources (reference-method.md §9.3), per image and label, values in [0, 1]:
+Sources (docs/method.md#evaluation), per image and label, values in [0, 1]:
 
 * ``grid``: the spatial activations σ(grid logits), ``G × G`` cells of the square frame;
 * ``decoder``: σ(decoder logits), ``8G × 8G`` (models with a decoder only);
@@ -61,7 +61,7 @@ def gradcam(model: GazeLocNet, outputs: Outputs) -> Tensor:
 
 
 def gradcam_autograd(model: GazeLocNet, images: Tensor) -> Tensor:
-    """Grad-CAM computed directly with autograd (reference-method.md §9.3), ``[B, K, G, G]``:
+    """Grad-CAM computed directly with autograd (docs/method.md#evaluation), ``[B, K, G, G]``:
     one backward pass of Σ_images C_k per label to the Block-5 activations."""
     from gazeloc.model.network import image_probabilities
 

@@ -1,5 +1,5 @@
 """Evaluate one trained model on its splits: per-label AUC on MIMIC-CXR-JPG, and per-label IoU
-(every heatmap source and threshold) and hit rate on REFLACX phase 3 (reference-method.md §9).
+(every heatmap source and threshold) and hit rate on REFLACX phase 3 (docs/method.md#evaluation).
 The model is loaded once for all splits.
 
 * AUC: the image-level probability ``C_k`` (Eq. 1) of the MIMIC images of the split

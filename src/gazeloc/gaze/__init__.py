@@ -1,8 +1,10 @@
-"""Gaze to label-specific heatmaps (paper §2.1.2–2.1.3; reference-method.md §3–4).
+"""Gaze to label-specific heatmaps (paper §2.1.2–2.1.3).
+
+The method: docs/method.md, from "Sentences and mention times" to "Ellipse masks".
 
 * :mod:`gazeloc.gaze.timing` — :class:`SentenceTimes` and :class:`Dictation`: sentences and
   mention times from ``timestamps_transcription.csv`` and the labeler's character offsets;
-* :mod:`gazeloc.gaze.windows` — :func:`window`: every start/end rule of reference §3.4;
+* :mod:`gazeloc.gaze.windows` — :func:`window`: every start/end rule of docs/method.md#time-windows;
 * :mod:`gazeloc.gaze.render` — :func:`heatmap` and :class:`FrameRenderer`: Gaussian fixation
   heatmaps rendered directly in the padded square frame;
 * :mod:`gazeloc.gaze.ellipses` — ellipse masks per label in the same frame;

@@ -1,4 +1,4 @@
-"""Ellipse masks per model label in the square frame (design.md "Square frame").
+"""Ellipse masks per model label in the square frame (docs/method.md#the-square-frame).
 
 Each ellipse of ``anomaly_location_ellipses.csv`` (a box ``xmin, ymin, xmax, ymax`` in image
 pixels) is the axis-aligned ellipse with centre ``((xmin + xmax)/2, (ymin + ymax)/2)`` and
@@ -6,7 +6,7 @@ semi-axes ``(xmax − xmin)/2``, ``(ymax − ymin)/2``; pixel ``(u, v)`` is insi
 ``((u − cx)/a)² + ((v − cy)/b)² < 1`` at integer pixel indices, clipped to the image. The
 filled mask is mapped into the frame like an image (antialiased bilinear resize, zero padding),
 binarised at ``> 0.5``, and only then OR-ed into every model label its label columns map to
-(reference-method.md §4.3).
+(docs/method.md#ellipse-masks).
 
 Without an ``H × W`` array: each image row of an ellipse is one run of pixels ``[u0, u1)``, and
 the resized indicator of a run is a difference of prefix sums of the resize weights

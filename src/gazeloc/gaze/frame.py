@@ -1,7 +1,8 @@
 """The square frame as linear maps: Pillow's antialiased bilinear resize as sparse matrices.
 
-design.md "Square frame": an image of ``W × H`` pixels is resized to ``w × h`` (``s = S /
-max(W, H)``, ``w = round(W·s)``, ``h = round(H·s)``) with antialiased bilinear interpolation
+The square frame (docs/method.md#the-square-frame): an image of ``W × H`` pixels is resized
+to ``w × h`` (``s = S / max(W, H)``, ``w = round(W·s)``, ``h = round(H·s)``) with antialiased
+bilinear interpolation
 (Pillow ``Image.resize(..., BILINEAR)``) and zero-padded to ``S × S`` at ``(left, top)``.
 
 The resize is separable and linear: for an array ``A`` (``H × W``) Pillow returns

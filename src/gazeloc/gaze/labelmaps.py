@@ -1,4 +1,6 @@
-"""Label-specific heatmaps of one reading (reference-method.md §3–4.2; paper §2.1.2–2.1.3).
+"""Label-specific heatmaps of one reading (paper §2.1.2–2.1.3).
+
+See docs/method.md#label-specific-heatmaps.
 
 For each sentence with a present (positive or uncertain) mention of a category that maps to a
 model label: its time window (:func:`gazeloc.gaze.windows.window`), one Gaussian heatmap of the
@@ -6,8 +8,8 @@ fixations in that window, shared by every label mentioned in the sentence. A lab
 the element-wise maximum over the sentences that mention it. A sentence whose window is empty
 (``t0 ≥ t1``) or holds no fixation contributes nothing; a label all of whose sentences are like
 that stays positive in ``report_labels`` with an all-zero map (``et_labels`` false): a positive
-without localization (design.md quirk table). The full-report map uses the window from 0 to
-the end of the last word.
+without localization (docs/method.md#label-specific-heatmaps). The full-report map uses the
+window from 0 to the end of the last word.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ class Mention:
 def present_mentions(labels: pl.DataFrame, path: str | Path = "labels") -> dict[str, list[Mention]]:
     """Present mentions of mapped categories per reading id, from a labels table.
 
-    ``labels`` follows design.md's ``results/labels/phase{P}.parquet`` schema (``reading_id,
-    start, end, status, model_labels`` are used). Raises
+    ``labels`` follows the ``results/labels/phase{P}.parquet`` schema of docs/outputs.md
+    (``reading_id, start, end, status, model_labels`` are used). Raises
     :class:`~gazeloc.errors.DataFormatError` naming ``path`` for a missing column, an unknown
     status or model label.
     """

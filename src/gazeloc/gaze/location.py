@@ -1,8 +1,8 @@
-"""Location-extraction validation (paper §2.8, §3.2; reference-method.md §10, quirk fixed).
+"""Location-extraction validation (paper §2.8, §3.2; docs/method.md#location-extraction).
 
 Which time window best turns a radiologist's gaze into the location of what they dictate?
 On the **train** readings of REFLACX phases 1 and 2 (all radiologists; study split by
-design.md's rule), for every window method: each reading's label-specific heatmaps
+docs/method.md#images-and-splits), for every window method: each reading's label-specific heatmaps
 (:mod:`gazeloc.gaze.labelmaps`) are compared with its ellipse masks (certainty ≥ 3,
 ``results/ellipses/phase{P}.h5``) by IoU of ``heatmap > τ`` at the reference's 26 thresholds,
 averaged per label over the readings whose ellipse label is positive (a label with an
@@ -20,7 +20,7 @@ Windows that come out empty are skipped (the sentence gives no heatmap) and coun
 windows without fixations; existence agreement counts, per method and label, readings with
 a heatmap and an ellipse (tp), a heatmap only (fp), an ellipse only (fn) and neither (tn).
 
-Outputs: ``location_extraction.csv`` (design.md: ``method, label, iou, threshold,
+Outputs: ``location_extraction.csv`` (docs/outputs.md: ``method, label, iou, threshold,
 n_readings``; ``label`` is a label id or ``all``), ``location_extraction.md`` (readable
 tables), ``location_extraction_details.csv`` (per method and label: positives, existence
 counts, empty windows) and a plot of IoU against delay. Readings are processed in

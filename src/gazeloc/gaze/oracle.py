@@ -1,10 +1,10 @@
 """Direct, unoptimised reference implementations (for tests and benchmarks only).
 
-* :func:`heatmap_oracle` — the reference formula of reference-method.md §4.1 evaluated at
+* :func:`heatmap_oracle` — the reference formula (docs/method.md#heatmap-rendering) evaluated at
   every pixel of every fixation's displayed rectangle at original resolution (a full 2-D
   density per fixation, as the authors' code does with SciPy), max-normalised, then mapped
   into the frame with Pillow's antialiased bilinear resize (mode ``F``) and zero padding: the
-  one-step frame of design.md.
+  one-step frame (docs/method.md#the-square-frame).
 * :func:`ellipse_oracle` — an ellipse filled at original resolution at integer pixel indices
   (strict ``< 1``), resized the same way and binarised at ``> 0.5``.
 

@@ -1,6 +1,6 @@
-"""Fixation heatmaps rendered directly in the square frame (design.md ``gazeloc.gaze.heatmap``).
+"""Fixation heatmaps rendered directly in the square frame (``gazeloc.gaze.heatmap``).
 
-Reference semantics (reference-method.md §3.5, §4.1), in image pixels and seconds:
+Reference semantics (docs/method.md#heatmap-rendering), in image pixels and seconds:
 
 * a fixation ``[b, e]`` enters the window ``[t0, t1]`` iff ``e > t0`` and ``b ≤ t1``, with
   weight ``min(e, t1) − max(b, t0)`` (its duration inside the window; 0 for a fixation that
@@ -16,12 +16,12 @@ Reference semantics (reference-method.md §3.5, §4.1), in image pixels and seco
   The mapped maximum may be slightly below 1 (the resize averages the peak with its
   neighbours; most where a rectangle's edge clips a Gaussian).
 
-Deliberate differences from the reference (design.md quirk table): a displayed rectangle that
-extends beyond the image is clipped to it (the reference's slice assignment would fail); a
-window whose fixations add nothing (none in the window, only zero durations, or rectangles
-wholly outside the image) gives an all-zero map and a logged warning, never NaN. A fixation
-far outside its rectangle keeps its (tiny) tail inside it exactly as in the reference's
-float64 sum, so a window holding only such fixations is normalised like the reference's.
+Deliberate differences from the reference (docs/method.md#heatmap-rendering): a displayed rectangle
+that extends beyond the image is clipped to it (the reference's slice assignment would fail); a
+window whose fixations add nothing (none in the window, only zero durations, or rectangles wholly
+outside the image) gives an all-zero map and a logged warning, never NaN. A fixation far outside its
+rectangle keeps its (tiny) tail inside it exactly as in the reference's float64 sum, so a window
+holding only such fixations is normalised like the reference's.
 
 How it is computed without any ``H × W`` array: the mask and the density are separable, so
 ``M = Gy · diag(weights) · Gxᵀ`` where column ``f`` of ``Gx`` (``W × F``) is fixation ``f``'s

@@ -1,4 +1,4 @@
-"""The heatmap and ellipse files of one REFLACX phase (design.md "Results").
+"""The heatmap and ellipse files of one REFLACX phase (docs/outputs.md#heatmaps-and-ellipses).
 
 ``results/heatmaps/phase{P}.h5`` (:func:`write_heatmaps`): one root group per non-discarded
 reading, named by its reading id, with
@@ -9,10 +9,10 @@ reading, named by its reading id, with
 * ``report_labels`` — ``(10,)`` bool, a positive or uncertain mention exists;
 * ``full_report`` — ``(S, S)`` float16, the heatmap of the whole dictation (window 0 to the
   end of the last word), for the ablation without label-specific heatmaps;
-* attributes ``split`` (the study split: ``train`` / ``val`` / ``test`` by design.md's rule
-  with the validation-subjects list), ``official_split``, ``dicom_id``, ``subject_id``,
-  ``phase``, ``sentences`` (indices of the sentences with present mentions) and ``windows``
-  (their ``(t0, t1)`` in seconds, NaN for an empty window);
+* attributes ``split`` (the study split: ``train`` / ``val`` / ``test`` by the rule of
+  docs/method.md#images-and-splits with the validation-subjects list), ``official_split``,
+  ``dicom_id``, ``subject_id``, ``phase``, ``sentences`` (indices of the sentences with present
+  mentions) and ``windows`` (their ``(t0, t1)`` in seconds, NaN for an empty window);
 
 and the parameters that made it as file attributes (``window_method``, ``window_end``,
 ``sigma_degrees``, ``size``, the labels file, counts). ``results/ellipses/phase{P}.h5``
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 FRAME = (
     "square frame: long side resized to S with antialiased bilinear interpolation "
-    "(Pillow BILINEAR), zero padding left=(S-w)//2, top=(S-h)//2 (design.md)"
+    "(Pillow BILINEAR), zero padding left=(S-w)//2, top=(S-h)//2"
 )
 
 T = TypeVar("T")
@@ -80,7 +80,10 @@ class HeatmapSettings:
 
 
 def study_splits(reflacx: str | Path, phase: int, val_subjects: str | Path) -> dict[str, str]:
-    """Study split of every reading of a phase (design.md "Splits"), checking the list."""
+    """Study split of every reading of a phase, checking the list.
+
+    The rule: docs/method.md#images-and-splits.
+    """
     metadata = read_metadata(reflacx, phase)
     subjects = read_val_subjects(val_subjects)
     check_val_subjects(metadata, subjects, metadata_path(reflacx, phase))

@@ -1,4 +1,4 @@
-"""Sentences and mention times of a dictated report (reference-method.md §3.2–3.3).
+"""Sentences and mention times of a dictated report (docs/method.md#sentences-and-mention-times).
 
 Inputs: the report as ``transcription.txt`` holds it (first line) and the rows of
 ``timestamps_transcription.csv`` (``word, timestamp_start_word, timestamp_end_word``; seconds
@@ -21,7 +21,7 @@ tokens ``2``, ``.5``, ``cm`` — do **not** end a sentence. Mentions are assigne
 through the token that holds their first character, so the sentence of a mention and the
 sentence's times always come from the same segmentation (the reference splits sentences at
 ``.`` tokens but assigns mentions by every ``.`` character, so a decimal number shifts its
-mentions into the wrong sentence; reference-method.md §13 item 6). The labeler's own
+mentions into the wrong sentence, as the reference's character-based lookup does). The labeler's own
 ``sentence`` column is not used.
 
 Mention times. The time of a mention is the start time of the token that contains its first

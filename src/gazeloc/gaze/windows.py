@@ -1,4 +1,4 @@
-"""Time windows of a sentence for every method string of reference-method.md §3.4.
+"""Time windows of a sentence for every method string of docs/method.md#time-windows.
 
 A method is ``<delay>s_<start>_<end>`` (``<start>`` ∈ ``startofsentence``,
 ``endofsentence``, ``mention``; ``<delay>`` in seconds, with or without a decimal point:

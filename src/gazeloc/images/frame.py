@@ -1,12 +1,12 @@
-"""One chest x-ray into the square frame (design.md "Square frame"), fast and checked.
+"""One chest x-ray into the square frame (docs/method.md#the-square-frame), fast and checked.
 
 For an image of width ``W`` and height ``H`` and a frame side ``S`` (pixels):
 scale ``s = S / max(W, H)``, resized size ``w = round(W·s)``, ``h = round(H·s)`` (Python
 ``round``), antialiased bilinear resize (Pillow ``resize(..., BILINEAR)``), zero padding with
 ``left = (S − w) // 2`` and ``top = (S − h) // 2``. The resize runs in 32-bit float (Pillow
-mode ``F``) and the result is rounded to the nearest integer ("uint8 by rounding", design.md
-quirk table; never truncated, and without the intermediate 8-bit rounding of Pillow's
-two-pass 8-bit resampling).
+mode ``F``) and the result is rounded to the nearest integer (docs/method.md#the-square-frame;
+never truncated, and without the intermediate 8-bit rounding of Pillow's two-pass 8-bit
+resampling).
 
 Speed: when the JPEG is at least twice the resized size in both directions, it is decoded at a
 reduced DCT scale (1/2, 1/4 or 1/8, the largest that keeps it at least ``w × h``; Pillow
@@ -52,7 +52,10 @@ class FrameGeometry:
 
 
 def frame_geometry(width: int, height: int, size: int) -> FrameGeometry:
-    """The frame rules of design.md for an image of ``width × height`` and frame side ``size``."""
+    """The frame rules for an image of ``width × height`` and frame side ``size``.
+
+    The rules: docs/method.md#the-square-frame.
+    """
     if width < 1 or height < 1 or size < 1:
         raise ValueError(f"sizes must be positive, not {width}x{height} into {size}")
     s = size / max(width, height)

@@ -5,11 +5,11 @@ Two tables, so that label or split choices never force the (slow) image shards t
 * the **image list** (:func:`build_image_list`, ``results/images/images.parquet``): every image
   the study uses, with its file and size. An image is listed when it passes the paper's filter
   (its study has a CheXpert label row; ``ViewPosition`` is PA or AP; it is the only PA/AP
-  image of its study; reference-method.md §5.2) or when REFLACX has a reading of it. Shards are
-  made from this list only.
+  image of its study; docs/method.md#images-and-splits) or when REFLACX has a reading of
+  it. Shards are made from this list only.
 * the **index** (:func:`build_index`, ``results/images/index.parquet``): the image list plus
-  the study split (design.md "Splits"), the 10 model labels from the CheXpert columns
-  (reference-method.md §1.2) and the set membership flags.
+  the study split (docs/method.md#images-and-splits), the 10 model labels from the CheXpert columns
+  (docs/method.md#labels) and the set membership flags.
 
 Index columns: ``dicom_id, subject_id, study_id, path`` (relative to the MIMIC-CXR-JPG root),
 ``width, height`` (pixels: ``Columns, Rows``), ``view, official_split`` (``train`` /
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 LABEL_CHOICES = ("positive", "negative", "ignore")
 ELLIPSE_MIN_CERTAINTY = 3
-"""Ellipses of certainty ≥ 3 ("possibly" or more) give REFLACX labels (reference §4.3)."""
+"""Ellipses of certainty ≥ 3 ("possibly" or more) give REFLACX labels (docs/method.md#labels)."""
 
 IMAGE_LIST_COLUMNS = (
     "dicom_id",
@@ -82,7 +82,7 @@ def build_image_list(mimic_root: str | Path, reflacx_root: str | Path) -> pl.Dat
     Reads the MIMIC-CXR-JPG metadata, split and CheXpert tables and the REFLACX metadata of
     every phase present. Errors (:class:`~gazeloc.errors.DataFormatError`) name the file, line
     and column: an image without a split row, a split row that disagrees with the metadata,
-    a REFLACX reading whose image is not in MIMIC or disagrees with it (data-formats.md §C).
+    a REFLACX reading whose image is not in MIMIC or disagrees with it (docs/method.md#input-data).
     """
     meta = mimic.read_metadata(mimic_root)
     split = mimic.read_split(mimic_root)
@@ -282,7 +282,7 @@ def ellipse_labels(
 
 
 def dataset_counts(index: pl.DataFrame, reflacx_labels: pl.DataFrame) -> pl.DataFrame:
-    """``dataset, split, label, n_positive`` (design.md; the paper's Table 3).
+    """``dataset, split, label, n_positive`` (docs/outputs.md#images; the paper's Table 3).
 
     MIMIC: rows of the index with ``in_mimic``, CheXpert-derived labels. REFLACX: the phase-3
     readings in ``reflacx_labels`` (from :func:`ellipse_labels`), split of their image.

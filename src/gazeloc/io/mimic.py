@@ -1,4 +1,6 @@
-"""Reader of MIMIC-CXR-JPG 2.0.0 tables and paths, exactly as data-formats.md §B.
+"""Reader of MIMIC-CXR-JPG 2.0.0 tables and paths, exactly as distributed.
+
+The format: docs/method.md#input-data.
 
 Tables may be ``.csv.gz`` (as distributed) or decompressed ``.csv``. Ids are validated: subject
 ids are 8 digits starting with 1, study ids 8 digits starting with 5, dicom ids five dash-joined

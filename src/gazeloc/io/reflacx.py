@@ -1,4 +1,6 @@
-"""Reader of REFLACX 1.0.0 (``main_data/`` and ``gaze_data/``), exactly as data-formats.md §A.
+"""Reader of REFLACX 1.0.0 (``main_data/`` and ``gaze_data/``), exactly as distributed.
+
+The format: docs/method.md#input-data.
 
 Entry points:
 
@@ -9,7 +11,7 @@ Entry points:
   :func:`read_chest_box`, :func:`read_gaze`.
 
 Errors raise :class:`~gazeloc.errors.DataFormatError` naming file, line (header = line 1) and
-column; tolerated deviations (data-formats.md) are logged warnings.
+column; tolerated deviations (docs/method.md#input-data) are logged warnings.
 """
 
 from __future__ import annotations
@@ -409,7 +411,7 @@ def read_chest_box(path: str | Path) -> tuple[int, int, int, int]:
 
 
 def jpg_path_from_image(image: str, mimic_root: str | Path) -> Path:
-    """MIMIC-CXR-JPG path of a REFLACX ``image`` (DICOM path): data-formats.md §C."""
+    """MIMIC-CXR-JPG path of a REFLACX ``image`` (DICOM path): docs/method.md#input-data."""
     parts = image.split("/")
     if "files" not in parts:
         raise ValueError(f"image path without a 'files' segment: {image!r}")

@@ -1,7 +1,7 @@
 """Report labeler: category mentions with character offsets and negation/uncertainty status.
 
 An offline, rule-based re-implementation of the modified CheXpert labeler of the reference
-(reference-method.md §2). Rules are YAML files under ``gazeloc/labeler/rules/`` that a
+(docs/method.md#report-labeler). Rules are YAML files under ``gazeloc/labeler/rules/`` that a
 radiologist can read and edit (``rules/README.md``); the engine is in
 :mod:`gazeloc.labeler.engine`.
 """

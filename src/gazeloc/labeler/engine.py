@@ -420,7 +420,7 @@ def mentions_by_sentence(
     return out
 
 
-# --- report-level aggregation (reference-method.md §2.6) --------------------------------------
+# --- report-level aggregation (docs/method.md#report-labeler) ---------------------------------
 
 
 def aggregate(statuses: Iterable[str]) -> int | None:

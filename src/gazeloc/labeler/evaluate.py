@@ -1,4 +1,6 @@
-"""Labeler evaluation against the REFLACX radiologists' labels (paper Table 4; reference §2.7).
+"""Labeler evaluation against the REFLACX radiologists' labels (paper Table 4).
+
+See docs/method.md#report-labeler.
 
 Per abnormality category of the phase: gold positive = the radiologist's certainty is at least
 ``gold_min_certainty`` (default 1, the reference's "> 0", which counts "Unlikely" too);

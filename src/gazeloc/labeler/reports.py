@@ -1,4 +1,6 @@
-"""Label every REFLACX report of a phase and write the two labels files (design.md).
+"""Label every REFLACX report of a phase and write the two labels files.
+
+Their columns: docs/outputs.md#report-labels.
 
 * ``phase{P}.parquet``: one row per mention -- ``reading_id, sentence`` (0-based),
   ``sentence_start_char, sentence_end_char, category, model_labels`` (list), ``start, end,

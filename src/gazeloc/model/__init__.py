@@ -1,5 +1,5 @@
 """The classifier: multi-resolution MIL network with decoder (:mod:`.network`), its losses
-(:mod:`.losses`, reference-method.md §7)."""
+(:mod:`.losses`, docs/method.md#losses)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training losses, as the reference implements them (reference-method.md §7).
+"""The training losses, as the reference implements them (docs/method.md#losses).
 
 Notation: ``g`` grid logits ``[B, K, G, G]``, ``p = σ(g)``, ``N = G²`` cells, ``c`` the
 annotation flag of an image, ``y`` its labels, ``b`` the thresholded grid annotation.
@@ -101,7 +101,7 @@ def mil_loss(
     max-pooled and thresholded); ``annotated`` bool ``[B]``. ``balanced`` selects the balanced
     range normalisation in the annotated product. ``label_mask`` (bool ``[B, K]``, optional):
     False leaves that image-label term out — an unknown label, or a positive label of an
-    annotated image without localization (design.md quirk table, empty windows).
+    annotated image without localization (empty windows; docs/method.md#losses).
     """
     if grid_logits.dim() != 4:
         raise ValueError(f"grid_logits must be [B, K, G, G], not {tuple(grid_logits.shape)}")

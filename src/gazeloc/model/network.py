@@ -5,12 +5,12 @@ the encoder's layer3 (1024 ch at S/16 = 32²) is concatenated with layer4 (2048 
 upsampled by nearest neighbour to 32²) → 3072 ch at 32²; CNN Block 5 (conv 3×3 → BN → ReLU →
 conv 1×1) gives the 10 grid logits ``[B, 10, G, G]`` and keeps the 512-channel post-ReLU
 activations, from which the decoder (three blocks of bilinear ×2 → conv 3×3 → BN) predicts
-10 logit maps at ``8G × 8G`` (reference-method.md §6). Grid cells and decoder pixels are in
+10 logit maps at ``8G × 8G`` (docs/method.md#model). Grid cells and decoder pixels are in
 the square frame of the input (row = y, column = x).
 
 Input: ``[B, 1, S, S]`` gray images in ``[0, 1]`` (float) or ``0..255`` (uint8). They are
 broadcast to 3 channels and ImageNet-normalised; with ``double_normalization`` (the reference's
-quirk, design.md quirk table) the normalisation is applied twice.
+quirk, ``model.double_normalization``) the normalisation is applied twice.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class Encoder(nn.Module):
 
 
 def combine_features(features: list[Tensor], grid: int) -> Tensor:
-    """Concatenate stage outputs at the grid (reference-method.md §6.2).
+    """Concatenate stage outputs at the grid (docs/method.md#model).
 
     Each map is resized with nearest neighbour to the largest spatial size so far (shallow to
     deep), the maps are concatenated along channels, then brought to ``grid``: a stride-1 max
@@ -239,7 +239,7 @@ def image_probabilities(grid_logits: Tensor) -> Tensor:
     """Image-level probabilities ``C_k = 1 − Π_j (0.98 + 0.02 (1 − σ(g_jk)))``, ``[B, K]``.
 
     The [0.98, 1] range normalisation of Eq. 1 is always used here (inference, AUC, GradCAM),
-    whatever the loss's balancing (reference-method.md §6.3); computed as ``−expm1(Σ log)``
+    whatever the loss's balancing (docs/method.md#model); computed as ``−expm1(Σ log)``
     so that it neither underflows nor loses precision near 0.
     """
     return -torch.expm1(image_log_complement(grid_logits))

@@ -1,10 +1,10 @@
 """Result tables from tidy metrics: thresholds and sources chosen on validation, mean and 95%
-CI over seeds (design.md "Contracts": summary, auc_per_label, iou_per_label, ablation).
+CI over seeds (docs/outputs.md#tables: summary, auc_per_label, iou_per_label, ablation).
 
 Tidy metrics (``results/metrics/{experiment}/seed{seed}/{split}.parquet``) have the columns
 ``experiment, seed, split, dataset, metric, source, label, threshold, value, n_positive``.
 
-Selection (reference-method.md §9.4, with the threshold-pooling quirk fixed): for each
+Selection (docs/method.md#tables-and-confidence-intervals): for each
 experiment, heatmap source and label, the threshold is the first maximiser of the validation
 IoU averaged over seeds, and it is applied to every seed's test IoU. The reported source is
 the one with the best mean validation IoU (``validation``) or the reference's fixed choice

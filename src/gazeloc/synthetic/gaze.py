@@ -2,7 +2,7 @@
 
 The model follows what REFLACX shows and what the paper relies on:
 
-* **Display** (data-formats.md §A.6): a 3,840×2,160 screen whose image area spans x = 660-3,180;
+* **Display** (as REFLACX's): a 3,840×2,160 screen whose image area spans x = 660-3,180;
   unzoomed, the whole image is shown centred and scaled by min(2520/W, 2160/H). Zoom/pan
   episodes change the displayed rectangle, and therefore the angular resolution in image
   pixels per degree (screen pixels per degree ≈ 93 at the viewing distance, a little less

@@ -8,7 +8,7 @@ Two steps:
   the phrase that reports each finding (a phrase the REFLACX labeler matches for that category),
   so the gaze model knows what is looked at while each sentence is spoken.
 * :func:`dictate` turns the sentences into ``transcription.txt`` and
-  ``timestamps_transcription.csv`` content (data-formats.md A.8/A.9): lower-case text, sentences
+  ``timestamps_transcription.csv`` content (docs/method.md#input-data): lower-case text, sentences
   joined by ``". "``, ``.`` and ``,`` as their own tokens, times in seconds from the audio start
   with 2 decimals, non-decreasing.
 

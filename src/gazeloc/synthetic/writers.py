@@ -1,4 +1,4 @@
-"""Writers of the REFLACX 1.0.0 and MIMIC-CXR-JPG 2.0.0 file formats (data-formats.md).
+"""Writers of the REFLACX 1.0.0 and MIMIC-CXR-JPG 2.0.0 file formats (docs/method.md#input-data).
 
 REFLACX CSVs: comma separated, header row, CRLF line endings, ``True``/``False`` booleans,
 empty missing values, minimal quoting (so the ``,`` token is written ``","``), integers without

@@ -3,7 +3,7 @@
 The reference applies torchvision's ``RandomAffine`` per item on the CPU: rotation
 ``U(−45°, 45°)``, translation ``round(U(−0.15 S, 0.15 S))`` pixels in x and in y, scale
 ``U(0.85, 1.15)``, no shear, fill 0, the same parameters for an image, its heatmaps and its
-ellipse masks (reference-method.md §8). Here the parameters are drawn per item from a seeded
+ellipse masks (docs/method.md#training). Here the parameters are drawn per item from a seeded
 generator (so a run is reproducible and resumable) and every array is warped on the device with
 one ``grid_sample`` call per batch.
 
@@ -13,7 +13,7 @@ Geometry, in pixel-index coordinates of the ``S × S`` frame (x right, y down) w
 angle turns the image counter-clockwise on screen, as in torchvision. Output pixels that map
 from outside the input are 0.
 
-Interpolation (design.md quirk table, ``training.augment_interpolation``): ``nearest`` (the
+Interpolation (``training.augment_interpolation``): ``nearest`` (the
 reference: every array) or ``bilinear`` (images and heatmaps; binary ellipse masks always use
 nearest so that they stay binary).
 """

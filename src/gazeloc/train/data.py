@@ -1,6 +1,6 @@
 """Training and validation data: the unannotated MIMIC set and the annotated REFLACX set.
 
-Inputs (design.md "Contracts"):
+Inputs (docs/outputs.md):
 
 * ``results/images/index.parquet`` (``dicom_id, path, split, in_mimic`` and the 10 nullable
   label columns) and the shard manifest ``results/images/shards.parquet``; images are read
@@ -14,7 +14,7 @@ Inputs (design.md "Contracts"):
 Both HDF5 files are read directly by that layout (root groups that carry a ``dicom_id``
 attribute), opened lazily once per process so that DataLoader workers never share handles.
 
-What an annotated item supervises, per experiment (reference-method.md §5.1, §11):
+What an annotated item supervises, per experiment (docs/method.md#experiments):
 
 ==========================  ======================  =========================================
 annotations                 labels                  maps (``10 × S × S``)
@@ -27,8 +27,8 @@ annotations                 labels                  maps (``10 × S × S``)
 
 A positive ET label whose map is all zero has no localization (all its mentions had empty
 windows): that label's annotated term is left out of the loss and the decoder is not trained on
-it (design.md quirk table). Every other label of an annotated image is trained on its map,
-including negative labels (all cells pushed to negative, reference §7.2).
+it (docs/method.md#losses). Every other label of an annotated image is trained on its map,
+including negative labels (all cells pushed to negative, docs/method.md#losses).
 
 A positive ellipse label whose ellipses all vanish in the frame (smaller than a pixel at
 ``images.size``) has an all-zero mask. ``vanishing_ellipses: negative`` (the default, the

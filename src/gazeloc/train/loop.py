@@ -1,6 +1,6 @@
 """The training loop: one experiment and seed, resumable, reproducible on the CPU.
 
-Per run (reference-method.md §8): AMSGrad Adam (``lr``, coupled weight decay), batches drawn
+Per run (docs/method.md#training): AMSGrad Adam (``lr``, coupled weight decay), batches drawn
 uniformly without replacement from the union of MIMIC train and the annotated train readings
 (``drop_last``), ``L = L_I + λ_T L_T``, and after every epoch the mean AUC over labels on MIMIC
 val; the best epoch (ties: the later one) becomes ``model.pt``. As in the reference, a batch
@@ -14,7 +14,7 @@ augmentation parameters (``seed, epoch, step``) — and nothing else draws rando
 run that resumes from a checkpoint takes exactly the steps the uninterrupted run takes. On the
 CPU the final weights are identical (tested); on a GPU, cuDNN and bf16 make them close only.
 
-Files of a run folder ``{out}/`` (design.md):
+Files of a run folder ``{out}/`` (docs/outputs.md#models):
 
 * ``model.pt`` — the best epoch: ``state_dict``, ``model`` (architecture settings), ``settings``
   (the resolved experiment), ``experiment``, ``seed``, ``epoch`` (1-based), ``val_auc``,
@@ -136,7 +136,7 @@ def annotation_targets(
     maps: torch.Tensor, grid: int, decoder_size: int | None, threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Grid target (max-pool to ``G``, ``> threshold``) and decoder target (max-pool to
-    ``8G``, not thresholded) of annotation maps ``[A, K, S, S]`` (reference §4.5)."""
+    ``8G``, not thresholded) of annotation maps ``[A, K, S, S]`` (docs/method.md#training)."""
     grid_target = F.adaptive_max_pool2d(maps, grid) > threshold
     dec = F.adaptive_max_pool2d(maps, decoder_size) if decoder_size else None
     return grid_target, dec

@@ -7,7 +7,7 @@ heatmap-use switches ``annotations`` and ``label_specific_heatmaps``, and overri
 ``gazeloc train --settings`` — so that a change to one experiment reruns only that
 experiment. This module does not import torch (the Snakefile imports it).
 
-Heatmap-use switches (reference-method.md §11):
+Heatmap-use switches (docs/method.md#experiments):
 
 * ``annotations``: ``none`` (MIMIC only: the Unannotated baseline), ``ellipse`` (REFLACX
   ellipses with ellipse labels) or ``et`` (eye-tracking heatmaps with report labels);
@@ -48,7 +48,7 @@ fingerprint, so that changing them finishes from the existing checkpoint."""
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """The config's ``training`` section (defaults: the paper's settings, design.md)."""
+    """The config's ``training`` section (defaults: the paper's settings)."""
 
     epochs: int = 60
     batch_size: int = 20
