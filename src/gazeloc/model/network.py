@@ -314,11 +314,12 @@ def build_model(settings: ModelSettings, *, seed: int | None = None) -> GazeLocN
 def load_model(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[GazeLocNet, dict]:
-    """The trained model of a ``model.pt`` (eval mode) and its metadata (experiment, seed,
-    epoch, validation AUC, settings). Read with ``weights_only=True``."""
+    """The trained model of a ``model.pt`` (eval mode, on ``map_location``) and its metadata
+    (experiment, seed, epoch, validation AUC, settings, the effective ``precision`` and the
+    ``device_type`` it was trained on). Read with ``weights_only=True``."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     settings = ModelSettings.from_dict({**payload["model"], "pretrained": "none"})
-    model = GazeLocNet(settings)
+    model = GazeLocNet(settings).to(map_location)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from gazeloc.train.device import PRECISIONS
+
 EXPERIMENTS: tuple[str, ...] = (
     "unannotated",
     "ellipse",
@@ -42,7 +44,11 @@ SUBSETS = ("prefix", "random")
 DEVICES = ("auto", "cpu", "cuda")
 RUNTIME_KEYS = ("workers", "device", "compile", "checkpoint_minutes")
 """Training keys that change how fast a run goes, not its result: excluded from the resume
-fingerprint, so that changing them finishes from the existing checkpoint."""
+fingerprint, so that changing them finishes from the existing checkpoint. ``precision`` is a
+method key (a change reruns training); the device only picks what ``precision: auto`` becomes,
+and the resume fingerprint holds that *effective* precision (:mod:`gazeloc.train.device`), so a
+run resumed on another device at the same precision continues, and one at another precision
+starts afresh."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class TrainingOptions:
     augment_interpolation: str = "nearest"
     percentage_annotated: float = 1.0
     subset: str = "prefix"
-    bf16: bool = True
+    precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
     device: str = "auto"
@@ -79,6 +85,7 @@ class TrainingOptions:
             (self.decoder_target in DECODER_TARGETS, f"decoder_target: {DECODER_TARGETS}"),
             (self.subset in SUBSETS, f"subset must be one of {SUBSETS}"),
             (self.device in DEVICES, f"device must be one of {DEVICES}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.augment_interpolation in ("nearest", "bilinear"), "augment_interpolation"),
         )
         for ok, message in checks:
