@@ -22,7 +22,9 @@ from gazeloc.train.augment import sample_params
 from gazeloc.train.device import autocast, resolve_precision
 from gazeloc.train.loop import Step, make_optimizer, match_optimizer_layout, train, train_step
 from gazeloc.train.settings import TrainingOptions
+from gazeloc.train.syncs import SyncCounter, optimizer_step_counters
 
+_ITEM = torch.Tensor.item
 CUDA = torch.device("cuda")
 CPU = torch.device("cpu")
 
@@ -126,59 +128,6 @@ def test_bf16_autocast_is_bfloat16():
 # --- no host-device synchronisation in a step -----------------------------------------------
 
 
-class SyncCounter:
-    """Counts the calls that make the CPU wait for the device (or copy to it blocking):
-    read-backs (``item``, ``tolist``, ``cpu``, ``numpy``, ``bool``/``float``/``int`` of a
-    tensor), data-dependent shapes (``nonzero``), ``Tensor.to`` with a device and without
-    ``non_blocking=True``, tensors made from host data on a device, explicit syncs."""
-
-    READBACKS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "nonzero")
-
-    def __init__(self, monkeypatch, ignore=()):
-        self.calls: list[str] = []
-        self.ignore = ignore
-        for name in self.READBACKS:
-            self._wrap(monkeypatch, torch.Tensor, name, self._readback(name))
-        self._wrap(monkeypatch, torch.Tensor, "to", self._to)
-        for name in ("tensor", "as_tensor", "nonzero"):
-            self._wrap(monkeypatch, torch, name, self._factory(name))
-        monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: self.calls.append("sync"))
-
-    def _wrap(self, monkeypatch, owner, name, make):
-        monkeypatch.setattr(owner, name, make(getattr(owner, name)))
-
-    def _readback(self, name):
-        def make(original):
-            def wrapper(tensor, *args, **kwargs):
-                if not any(tensor is t for t in self.ignore()):
-                    self.calls.append(name)
-                return original(tensor, *args, **kwargs)
-
-            return wrapper
-
-        return make
-
-    def _to(self, original):
-        def wrapper(tensor, *args, **kwargs):
-            to_device = "device" in kwargs or any(isinstance(a, (torch.device, str)) for a in args)
-            if to_device and not kwargs.get("non_blocking", False):
-                self.calls.append(f"to{args}")
-            return original(tensor, *args, **kwargs)
-
-        return wrapper
-
-    def _factory(self, name):
-        def make(original):
-            def wrapper(*args, **kwargs):
-                if name == "nonzero" or kwargs.get("device") is not None:
-                    self.calls.append(f"torch.{name}")
-                return original(*args, **kwargs)
-
-            return wrapper
-
-        return make
-
-
 def _batch(size=32, n=4, annotated=(0, 2)):
     g = torch.Generator().manual_seed(0)
     flags = torch.zeros(n, dtype=torch.bool)
@@ -196,7 +145,7 @@ def _batch(size=32, n=4, annotated=(0, 2)):
 
 @pytest.mark.parametrize("balanced", [True, False])  # false: Table 7 ablation rows 1-2
 @pytest.mark.parametrize("decoder_target", ["soft", "binary"])
-def test_a_training_step_never_waits_for_the_device(monkeypatch, balanced, decoder_target):
+def test_a_training_step_never_waits_for_the_device(balanced, decoder_target):
     settings = ModelSettings(backbone="resnet18", pretrained="none", input_size=32)
     model = build_model(settings, seed=0)
     options = TrainingOptions(batch_size=4, balanced=balanced, decoder_target=decoder_target)
@@ -207,15 +156,14 @@ def test_a_training_step_never_waits_for_the_device(monkeypatch, balanced, decod
     params = sample_params(4, 32, torch.Generator().manual_seed(1))
     train_step(step, optimizer, batch, params, sums)  # the optimizer's state exists from here
 
-    def step_counters():  # Adam's step counts are CPU scalars by design: reading them is free
-        return [s["step"] for s in optimizer.state.values() if "step" in s]
-
-    counter = SyncCounter(monkeypatch, ignore=step_counters)
-    train_step(step, optimizer, batch, params, sums)
-    assert counter.calls == []
-    float(sums[0])  # the counter sees a read-back (the loop's documented one)
-    batch["images"].to(CPU)
-    assert counter.calls == ["__float__", "to(device(type='cpu'),)"]
+    with SyncCounter(ignore=optimizer_step_counters(optimizer)) as counter:
+        train_step(step, optimizer, batch, params, sums)
+        assert counter.calls == []
+        float(sums[0])  # the counter sees a read-back (the loop's documented one)
+        batch["images"].to(CPU)
+        torch.tensor([1.0], device=CPU)
+    assert counter.calls == ["Tensor.__float__", "Tensor.to (blocking)", "torch.tensor"]
+    assert torch.Tensor.item is _ITEM  # restored
 
 
 def test_augmentation_needs_the_cpu_copy_of_map_index():
