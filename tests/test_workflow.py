@@ -104,6 +104,18 @@ RERUNS = {
         },
     ),
     "one more seed": ("seeds: [1, 2]\n", {"train": 3, "evaluate": 6, **_AFTER_TRAIN}),
+    # a method key: every training reruns (its job retrains only if the effective precision
+    # changes; on the CPU auto and fp32 are both fp32, so it finishes from its checkpoint)
+    # runtime-only: the jobs rerun (the option is a param) and finish from their checkpoints,
+    # whose effective precision (fp32 on the CPU) is the same
+    "training.device": (
+        "training:\n  device: auto\n",
+        {"train": 3, "evaluate": 6, **_AFTER_TRAIN},
+    ),
+    "training.precision": (
+        "training:\n  precision: fp32\n",
+        {"train": 3, "evaluate": 6, **_AFTER_TRAIN},
+    ),
     "worker counts": (
         "training:\n  workers: 1\nevaluation:\n  workers: 1\nsynthetic:\n  workers: 2\n",
         {},

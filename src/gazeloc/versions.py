@@ -15,7 +15,7 @@ STAGE_VERSIONS: dict[str, int] = {
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
     "labels": 1,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
-    "train": 2,  # gazeloc.model, gazeloc.train: trained models
+    "train": 3,  # gazeloc.model, gazeloc.train: trained models
     "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
     "tables": 1,  # gazeloc.report: tables, figures
 }

@@ -160,9 +160,9 @@ def mimic_auc(
         for batch in loader:
             images = batch["images"].to(device, non_blocking=True).float().div_(255.0)
             grid_logits = model(images, decoder=False).grid_logits
-            scores.append(image_probabilities(grid_logits.float()).cpu().numpy())
+            scores.append(image_probabilities(grid_logits.float()))  # kept on the device
             bar.update(len(images))
-    score = np.concatenate(scores) if scores else np.zeros((0, len(MODEL_LABELS)))
+    score = torch.cat(scores).cpu().numpy() if scores else np.zeros((0, len(MODEL_LABELS)))
     auc = np.full(len(MODEL_LABELS), np.nan)
     for k in range(len(MODEL_LABELS)):
         rows = known[:, k]
@@ -199,25 +199,27 @@ def reflacx_iou(
     )
     k, t = len(MODEL_LABELS), len(options.thresholds)
     has_decoder = getattr(model, "decoder", None) is not None
+    # sums stay on the device until the split is done (no read-back per batch)
     sums = {
-        s: torch.zeros((k, t), dtype=torch.float64)
+        s: torch.zeros((k, t), dtype=torch.float64, device=device)
         for s in options.sources
         if s != "decoder" or has_decoder
     }
-    counts = torch.zeros(k, dtype=torch.int64)
+    counts = torch.zeros(k, dtype=torch.int64, device=device)
     with _bar(len(dataset), f"IoU {split}", options.progress) as bar:
         for images, masks, labels in loader:
             images = images[:, None].to(device, non_blocking=True).float().div_(255.0)
             masks = masks.to(device, non_blocking=True).bool()
-            positive = labels.to(device).bool()
+            positive = labels.to(device, non_blocking=True).bool()
             maps = source_maps(model, images, options.sources)
             for source, values in maps.items():
                 iou = iou_thresholds(values, masks, options.thresholds)  # [B, K, T]
                 total = (iou * positive[..., None]).sum(0)
-                sums[source] += total.cpu()
-            counts += positive.sum(0).cpu()
+                sums[source] += total
+            counts += positive.sum(0)
             bar.update(len(images))
-    n = counts.numpy()
+    n = counts.cpu().numpy()
+    sums = {source: values.cpu() for source, values in sums.items()}
     out = {}
     for source in [s for s in options.sources if s in sums]:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -250,9 +252,11 @@ def evaluate_model(
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    from gazeloc.train.device import configure_backends
+
     device = pick_device(options.device)
-    model, meta = load_model(model_path, map_location="cpu")
-    model.to(device).eval()
+    configure_backends(device)  # the training job's fp32 settings (TF32), as its validation
+    model, meta = load_model(model_path, map_location=device)
     experiment = experiment if experiment is not None else str(meta.get("experiment"))
     seed = int(seed if seed is not None else meta.get("seed", 0))
     log.info(
