@@ -67,51 +67,47 @@ def demo_batches(n: int, batch: int, size: int, seed: int = 0) -> list[dict[str,
     return out
 
 
-def run_variant(
-    variant: str,
-    initial: dict[str, torch.Tensor],
-    settings: ModelSettings,
-    batches: list[dict[str, Any]],
-    warmup: int,
-) -> dict[str, Any]:
-    """Seconds per step and losses of one variant over ``batches`` (the first ``warmup``
-    steps are timed apart)."""
-    channels_last = variant in ("channels_last", "compile_channels_last")
-    compiled = variant.startswith("compile")
-    threads = 2 if variant == "threads2" else 1
-    before_threads, before_cl = torch.get_num_threads(), loop.CPU_CHANNELS_LAST
-    torch.set_num_threads(threads)
-    loop.CPU_CHANNELS_LAST = channels_last
-    try:
-        model = build_model(settings)
-        model.load_state_dict(copy.deepcopy(initial))
-        options = TrainingOptions(batch_size=len(batches[0]["images"]), channels_last=True)
-        device = torch.device("cpu")
-        if loop.uses_channels_last(options, device):
-            model = model.to(memory_format=torch.channels_last)
-        step = Step(model, options, device, compiled=torch.compile(model) if compiled else None)
-        optimizer = make_optimizer(model, options)
-        generator = torch.Generator().manual_seed(1)
-        times, losses, warm = [], [], 0.0
-        for i, batch in enumerate(batches):
-            params = sample_params(len(batch["images"]), settings.input_size, generator)
+class Variant:
+    """One variant's model, optimizer and step, built from the shared initial weights."""
+
+    def __init__(self, name: str, initial: dict[str, torch.Tensor], settings: ModelSettings):
+        self.name = name
+        self.threads = 2 if name == "threads2" else 1
+        channels_last = name in ("channels_last", "compile_channels_last")
+        before = loop.CPU_CHANNELS_LAST
+        loop.CPU_CHANNELS_LAST = channels_last
+        try:
+            model = build_model(settings)
+            model.load_state_dict(copy.deepcopy(initial))
+            options = TrainingOptions(batch_size=20, channels_last=True)
+            if loop.uses_channels_last(options, CPU):
+                model = model.to(memory_format=torch.channels_last)
+            compiled = torch.compile(model) if name.startswith("compile") else None
+            self.step = Step(model, options, CPU, compiled=compiled)
+        finally:
+            loop.CPU_CHANNELS_LAST = before
+        self.optimizer = make_optimizer(model, options)
+        self.times: list[float] = []
+        self.losses: list[float] = []
+        self.warmup_seconds = 0.0
+
+    def run(self, batch: dict[str, Any], params: Any, timed: bool) -> None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
             start = time.perf_counter()
-            loss, _, _ = train_step(step, optimizer, batch, params)
-            losses.append(float(loss.detach()))
+            loss, _, _ = train_step(self.step, self.optimizer, batch, params)
             elapsed = time.perf_counter() - start
-            if i < warmup:
-                warm += elapsed
-            else:
-                times.append(elapsed)
-    finally:
-        torch.set_num_threads(before_threads)
-        loop.CPU_CHANNELS_LAST = before_cl
-    return {
-        "variant": variant,
-        "seconds_per_step": statistics.median(times),
-        "warmup_seconds": warm,
-        "losses": losses,
-    }
+        finally:
+            torch.set_num_threads(before)
+        self.losses.append(float(loss.detach()))
+        if timed:
+            self.times.append(elapsed)
+        else:
+            self.warmup_seconds += elapsed
+
+
+CPU = torch.device("cpu")
 
 
 def compare(
@@ -122,22 +118,37 @@ def compare(
     size: int = 96,
     batch: int = 20,
 ) -> list[dict[str, Any]]:
-    """Every variant's timing, its ratio to ``eager`` and its largest relative loss
-    difference from ``eager`` on the same batches."""
+    """Every variant's timing, its ratio to ``eager`` and its relative loss differences from
+    ``eager`` on the same batches. The variants take their steps in turn (step 1 of each, then
+    step 2 of each, ...), so that a changing load on the machine affects them alike."""
     settings = ModelSettings(backbone="resnet18", pretrained="none", input_size=size)
     initial = build_model(settings, seed=0).state_dict()
     batches = demo_batches(warmup + steps, batch, size)
+    generator = torch.Generator().manual_seed(1)
+    params = [sample_params(batch, size, generator) for _ in batches]
     names = ("eager", *(v for v in variants if v != "eager"))
-    rows = [run_variant(v, initial, settings, batches, warmup) for v in names]
-    base = rows[0]
-    for row in rows:
-        row["ratio"] = base["seconds_per_step"] / row["seconds_per_step"]
+    runs = [Variant(name, initial, settings) for name in names]
+    for i, (b, p) in enumerate(zip(batches, params, strict=True)):
+        for run in runs:
+            run.run(b, p, timed=i >= warmup)
+    base = runs[0]
+    rows = []
+    for run in runs:
         diffs = [
-            abs(a - b) / max(abs(b), 1e-12)
-            for a, b in zip(row["losses"], base["losses"], strict=True)
+            abs(a - b) / max(abs(b), 1e-12) for a, b in zip(run.losses, base.losses, strict=True)
         ]
-        row["first_rel_loss_diff"] = diffs[0]  # the same weights and batch
-        row["max_rel_loss_diff"] = max(diffs)  # the weights drift apart step by step
+        rows.append(
+            {
+                "variant": run.name,
+                "seconds_per_step": statistics.median(run.times),
+                "warmup_seconds": run.warmup_seconds,
+                "losses": run.losses,
+                "first_rel_loss_diff": diffs[0],  # the same weights and batch
+                "max_rel_loss_diff": max(diffs),  # the weights drift apart step by step
+            }
+        )
+    for row in rows:
+        row["ratio"] = rows[0]["seconds_per_step"] / row["seconds_per_step"]
     return rows
 
 
