@@ -363,11 +363,13 @@ def evaluation_check(model: Path, paths: dict[str, Path], device: torch.device) 
         options=EvalOptions(device=device.type, batch_size=4, progress=False),
     )
     seconds = time.perf_counter() - start
+    rows = frame.height
+    frame = frame.filter(pl.col("value").is_not_nan())  # labels without a positive: NaN
     auc = frame.filter(pl.col("metric") == "auc").get_column("value").mean()
     gradcam = frame.filter((pl.col("metric") == "iou") & (pl.col("source") == "gradcam"))
     best = gradcam.group_by("threshold").agg(pl.col("value").mean()).get_column("value").max()
     return (
-        f"{frame.height} metric rows in {seconds:.1f} s; mean AUC {auc:.3f}, "
+        f"{rows} metric rows in {seconds:.1f} s; mean AUC {auc:.3f}, "
         f"best mean Grad-CAM IoU {best:.3f}"
     )
 
