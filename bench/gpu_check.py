@@ -419,7 +419,8 @@ def run(args: argparse.Namespace) -> Report:
         return True
 
     for precision, compiled in plan:
-        label = f"{model_name}, {precision}, channels-last{', compiled' if compiled else ''}"
+        layout = "channels-last" if cuda or loop.CPU_CHANNELS_LAST else "contiguous"
+        label = f"{model_name}, {precision}, {layout}{', compiled' if compiled else ''}"
         if not section(label, 90 if compiled else 30):
             continue
         r = throughput(size, precision, compiled, device, budget)
