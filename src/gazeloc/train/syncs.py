@@ -12,10 +12,32 @@ tests and ``bench/gpu_check.py`` check that a training step never waits for a GP
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
+
+_HOST = threading.local()
+
+
+@contextmanager
+def host_only() -> Iterator[None]:
+    """Marks code that reads host tensors only (e.g. the loader's CPU copy of a batch): a
+    :class:`SyncCounter` does not count what it does. On the CPU the counter cannot tell host
+    from device tensors; on a GPU, CUDA's sync debug mode would catch a wrong mark."""
+    before = getattr(_HOST, "active", False)
+    _HOST.active = True
+    try:
+        yield
+    finally:
+        _HOST.active = before
+
+
+def _counting() -> bool:
+    return not getattr(_HOST, "active", False)
+
 
 READBACKS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "nonzero")
 FACTORIES = ("tensor", "as_tensor", "nonzero")
@@ -50,7 +72,7 @@ class SyncCounter:
 
     def _readback(self, name: str, original: Callable) -> Callable:
         def wrapper(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            if not any(tensor is t for t in self.ignore()):
+            if _counting() and not any(tensor is t for t in self.ignore()):
                 self.calls.append(f"Tensor.{name}")
             return original(tensor, *args, **kwargs)
 
@@ -59,7 +81,7 @@ class SyncCounter:
     def _to(self, original: Callable) -> Callable:
         def wrapper(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             to_device = "device" in kwargs or any(isinstance(a, torch.device | str) for a in args)
-            if to_device and not kwargs.get("non_blocking", False):
+            if to_device and not kwargs.get("non_blocking", False) and _counting():
                 self.calls.append("Tensor.to (blocking)")
             return original(tensor, *args, **kwargs)
 
@@ -67,7 +89,7 @@ class SyncCounter:
 
     def _factory(self, name: str, original: Callable) -> Callable:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if name == "nonzero" or kwargs.get("device") is not None:
+            if _counting() and (name == "nonzero" or kwargs.get("device") is not None):
                 self.calls.append(f"torch.{name}")
             return original(*args, **kwargs)
 
