@@ -15,9 +15,11 @@ STAGE_VERSIONS: dict[str, int] = {
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
-    "train": 4,  # gazeloc.model, gazeloc.train: trained models
+    "train": 5,  # gazeloc.model, gazeloc.train: trained models (4: model card, image settings;
+    # 5: effective precision and device type in model.pt, warmup_seconds in train_log.csv)
     "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
     "tables": 1,  # gazeloc.report: tables, figures
+    "predict": 1,  # gazeloc.predict: predictions, heatmaps and overlays of new images
 }
 
 
