@@ -15,9 +15,11 @@ Sections (issue "Model, losses and training"):
   plus the batch augmentation on the CPU; at 128 and 512 px; steady state (worker start-up and
   the first batch excluded), best of 2 passes (the first warms the page cache).
 * ``gpu``: :func:`gpu_benchmark` — training images/s and peak GPU memory of the paper's model
-  (ResNet-50, 512 px, batch 20, bf16 autocast, channels-last), synthetic batches already on the
-  device (the loader is measured apart). Without CUDA it prints "unmeasured (no GPU lent)";
-  with ``--device cpu`` and tiny sizes it runs on the CPU (the tests do this).
+  (ResNet-50, 512 px, batch 20, the precision ``training.precision: auto`` picks, channels-last)
+  with the training loop's device settings (cuDNN autotuning, TF32), synthetic batches already
+  on the device (the loader is measured apart), no synchronisation inside the timed steps.
+  Without CUDA it prints "unmeasured (no GPU lent)"; with ``--device cpu`` and tiny sizes it
+  runs on the CPU (the tests do this). ``bench/gpu_check.py`` is the fuller GPU check.
 
 Timings are wall clock on whatever machine runs this; the median of ``--steps`` steps after
 warm-up. Prints a Markdown report.
@@ -42,7 +44,15 @@ from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import ModelSettings, build_model
 from gazeloc.train.augment import augment_batch, sample_params
 from gazeloc.train.data import AnnotationStore, ImageLabelSet
-from gazeloc.train.loop import Step, _loader, make_optimizer, pick_device
+from gazeloc.train.device import configure_backends, resolve_precision
+from gazeloc.train.loop import (
+    Step,
+    _loader,
+    make_optimizer,
+    pick_device,
+    train_step,
+    uses_channels_last,
+)
 from gazeloc.train.settings import TrainingOptions
 
 UNMEASURED = "unmeasured (no GPU lent)"
@@ -81,49 +91,57 @@ def time_steps(
     *,
     device: torch.device,
     warmup: int = 2,
-    bf16: bool = True,
+    precision: str = "auto",
     channels_last: bool = True,
     compile_model: bool = False,
     decoder: bool = True,
 ) -> dict[str, Any]:
-    """Median seconds per training step (augmentation included) and images/s."""
+    """Seconds per training step (augmentation included) and images/s: the median of the
+    steps on the CPU; on a GPU the mean over ``steps`` steps timed as one block (training
+    does not synchronise per step)."""
     settings = ModelSettings(backbone=backbone, pretrained="none", input_size=size, decoder=decoder)
     model = build_model(settings, seed=0).to(device)
     options = TrainingOptions(
         batch_size=batch,
         device=device.type,
-        bf16=bf16,
+        precision=precision,
         channels_last=channels_last,
         compile=compile_model,
     )
-    if device.type == "cuda" and channels_last:
+    configure_backends(device)
+    effective = resolve_precision(precision, device)
+    if uses_channels_last(options, device):
         model = model.to(memory_format=torch.channels_last)
     compiled = torch.compile(model) if compile_model else None
-    step = Step(model, options, device, compiled=compiled)
+    step = Step(model, options, device, precision=effective, compiled=compiled)
     optimizer = make_optimizer(model, options)
     data = synthetic_batch(batch, size)
     if device.type == "cuda":
-        data = {k: v.to(device) for k, v in data.items()}
+        # on the device already, but map_index stays on the CPU (as the loader's batches)
+        data = {k: v if k == "map_index" else v.to(device) for k, v in data.items()}
         torch.cuda.reset_peak_memory_stats(device)
     generator = torch.Generator().manual_seed(1)
     times = []
     for i in range(warmup + steps):
-        _sync(device)
+        if i == warmup:
+            _sync(device)
+            block = time.perf_counter()
         start = time.perf_counter()
         params = sample_params(batch, size, generator)
-        loss, _, _ = step.loss(data, params)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        _sync(device)
+        train_step(step, optimizer, data, params)
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    _sync(device)
+    if device.type == "cuda":
+        seconds = (time.perf_counter() - block) / steps
+    else:
+        seconds = statistics.median(times)
     out = {
         "backbone": backbone,
         "size": size,
         "batch": batch,
         "device": str(device),
+        "precision": effective,
         "seconds_per_step": seconds,
         "images_per_s": batch / seconds,
         "peak_memory_gib": None,
@@ -143,7 +161,8 @@ def gpu_benchmark(
     device: str = "auto",
     compile_model: bool = False,
 ) -> dict[str, Any] | str:
-    """The paper's training step on a GPU: images/s and peak memory (bf16, channels-last).
+    """The paper's training step on a GPU: images/s and peak memory (channels-last, the
+    precision ``auto`` picks).
 
     ``device="auto"`` without CUDA returns :data:`UNMEASURED` (never an estimate);
     ``device="cpu"`` runs the same code on the CPU (tiny sizes in the tests).
@@ -293,7 +312,7 @@ def main() -> None:
                     )
         print()
     if args.section in ("all", "gpu"):
-        print("### GPU training step (bf16 autocast, channels-last)\n")
+        print("### GPU training step (training.precision auto, channels-last)\n")
         r = gpu_benchmark(
             args.gpu_backbone,
             args.gpu_size,
@@ -307,7 +326,7 @@ def main() -> None:
         else:
             print(
                 f"{r.get('gpu', r['device'])}: {args.gpu_backbone}, {args.gpu_size} px, batch "
-                f"{args.gpu_batch}: {r['images_per_s']:.1f} images/s, "
+                f"{args.gpu_batch}, {r['precision']}: {r['images_per_s']:.1f} images/s, "
                 f"{r['seconds_per_step'] * 1000:.0f} ms/step, peak memory "
                 f"{_fmt(r['peak_memory_gib'], 2)} GiB"
             )

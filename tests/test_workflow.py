@@ -191,7 +191,16 @@ RERUNS = {
         "training:\n  vanishing_ellipses: skip\n",
         {"train": 1, "evaluate": 1, **_AFTER_TRAIN},  # ellipse only
     ),
-    "one more seed": ("seeds: [1, 2]\n", {"train": 3, "evaluate": 3, **_AFTER_TRAIN}),
+    "one more seed": ("seeds: [1, 2]
+", {"train": 3, "evaluate": 3, **_AFTER_TRAIN}),
+    # a method key: every training reruns (its job retrains only if the effective precision
+    # changes; on the CPU auto and fp32 are both fp32, so it finishes from its checkpoint)
+    "training.precision": (
+        "training:
+  precision: fp32
+",
+        {"train": 3, "evaluate": 3, **_AFTER_TRAIN},
+    ),
     "worker counts": (
         "training:\n  workers: 1\nevaluation:\n  workers: 1\nsynthetic:\n  workers: 2\n",
         {},

@@ -16,7 +16,8 @@ STAGE_VERSIONS: dict[str, int] = {
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction
     "figure1": 2,  # gazeloc.gaze.figure: Figure 1 (its own key: a redraw reruns nothing else)
-    "train": 4,  # gazeloc.model, gazeloc.train: trained models (4: model card, image settings)
+    "train": 5,  # gazeloc.model, gazeloc.train: trained models (4: model card, image settings;
+    # 5: effective precision and device type in model.pt, warmup_seconds in train_log.csv)
     "evaluate": 2,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics and per-item results
     "tables": 3,  # gazeloc.report: tables, comparisons, inter-rater table, figures, HTML tables
     "predict": 1,  # gazeloc.predict: predictions, heatmaps and overlays of new images

@@ -233,9 +233,9 @@ def mimic_auc(
         for batch in loader:
             images = batch["images"].to(device, non_blocking=True).float().div_(255.0)
             grid_logits = model(images, decoder=False).grid_logits
-            scores.append(image_probabilities(grid_logits.float()).cpu().numpy())
+            scores.append(image_probabilities(grid_logits.float()))  # kept on the device
             bar.update(len(images))
-    score = np.concatenate(scores) if scores else np.zeros((0, len(MODEL_LABELS)))
+    score = torch.cat(scores).cpu().numpy() if scores else np.zeros((0, len(MODEL_LABELS)))
     auc = np.full(len(MODEL_LABELS), np.nan)
     for k in range(len(MODEL_LABELS)):
         rows = known[:, k]
@@ -455,8 +455,11 @@ def evaluate_splits(
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {bad[:1] or splits!r}")
+    from gazeloc.train.device import configure_backends
+
     device = pick_device(options.device)
-    model, meta = load_model(model_path, map_location="cpu")
+    configure_backends(device)  # the training job's fp32 settings (TF32), as its validation
+    model, meta = load_model(model_path, map_location=device)
     model.to(device).eval()
     experiment = experiment if experiment is not None else str(meta.get("experiment"))
     seed = int(seed if seed is not None else meta.get("seed", 0))

@@ -63,9 +63,8 @@ def annotated_terms(grid_logits: Tensor, annotation: Tensor, *, balanced: bool =
         one_minus_pos = balanced_low(n_pos, g.dtype)
         one_minus_neg = balanced_low(g.shape[-1] - n_pos, g.dtype)
     else:
-        one_minus_pos = one_minus_neg = torch.tensor(
-            1.0 - RANGE_LOW, dtype=g.dtype, device=g.device
-        )
+        # a Python scalar: a tensor made here would be a host-to-device copy every step
+        one_minus_pos = one_minus_neg = 1.0 - RANGE_LOW
     # Select before the log: log f_{L+}(p) = log1p(−(1 − L+) σ(−g)) for annotated cells,
     # log f_{L−}(1 − p) = log1p(−(1 − L−) σ(g)) for the others. Computing both and selecting
     # after the log would give NaN gradients: the branch not taken can be log1p(−1) = −inf

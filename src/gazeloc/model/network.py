@@ -314,15 +314,16 @@ def build_model(settings: ModelSettings, *, seed: int | None = None) -> GazeLocN
 def load_model(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[GazeLocNet, dict]:
-    """The trained model of a ``model.pt`` (eval mode) and its metadata (experiment, seed,
-    epoch, validation AUC, settings, ...); ``meta["card"]`` holds the facts of the model card
+    """The trained model of a ``model.pt`` (eval mode, on ``map_location``) and its metadata
+    (experiment, seed, epoch, validation AUC, settings, the effective ``precision`` and the
+    ``device_type`` it was trained on, ...); ``meta["card"]`` holds the facts of the model card
     (:func:`gazeloc.model.card.card_facts`, what ``model_card.md`` shows). Read with
     ``weights_only=True``."""
     from gazeloc.model.card import card_facts
 
     payload = torch.load(path, map_location=map_location, weights_only=True)
     settings = ModelSettings.from_dict({**payload["model"], "pretrained": "none"})
-    model = GazeLocNet(settings)
+    model = GazeLocNet(settings).to(map_location)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}

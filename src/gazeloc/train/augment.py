@@ -10,8 +10,14 @@ one ``grid_sample`` call per batch.
 Geometry, in pixel-index coordinates of the ``S × S`` frame (x right, y down) with centre
 ``c = ((S − 1)/2, (S − 1)/2)``: an input point ``p`` moves to
 ``p' = c + s·R(θ)(p − c) + t`` with ``R(θ) = [[cos θ, sin θ], [−sin θ, cos θ]]`` — a positive
-angle turns the image counter-clockwise on screen, as in torchvision. Output pixels that map
-from outside the input are 0.
+angle turns the image counter-clockwise on screen. torchvision's ``affine`` (which
+``RandomAffine`` calls) turns it clockwise for a positive angle: the sign is the opposite of the
+reference's, which changes nothing because the angle is drawn from a range symmetric about 0.
+Output pixels that map from outside the input are 0.
+
+On a GPU the parameters stay on the CPU: the sampling matrices of the images and of their maps
+are computed there and reach the device in one pinned, non-blocking copy per batch, so that the
+augmentation never makes the CPU wait for the device.
 
 Interpolation (``training.augment_interpolation``): ``nearest`` (the
 reference: every array) or ``bilinear`` (images and heatmaps; binary ellipse masks always use
@@ -103,16 +109,38 @@ def sampling_matrices(params: AffineParams, size: int) -> Tensor:
 
 def warp(x: Tensor, params: AffineParams, mode: str = "nearest") -> Tensor:
     """Apply each item's transform to ``x`` ``[N, C, S, S]`` (float) with zero fill."""
-    if mode not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {mode!r}")
     if len(params) != x.shape[0]:
         raise ValueError(f"{len(params)} parameter sets for {x.shape[0]} items")
+    return warp_with(x, sampling_matrices(params, x.shape[-1]).float(), mode)
+
+
+def warp_with(x: Tensor, matrices: Tensor, mode: str = "nearest") -> Tensor:
+    """:func:`warp` with the sampling matrices ``[N, 2, 3]`` already computed (float32, on the
+    CPU or on ``x``'s device)."""
+    if mode not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {mode!r}")
+    if matrices.shape[0] != x.shape[0]:
+        raise ValueError(f"{matrices.shape[0]} parameter sets for {x.shape[0]} items")
     if x.shape[0] == 0:
         return x
-    size = x.shape[-1]
-    matrices = sampling_matrices(params, size).to(device=x.device, dtype=torch.float32)
+    matrices = matrices.to(device=x.device, dtype=torch.float32, non_blocking=True)
     grid = F.affine_grid(matrices, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid.to(x.dtype), mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def batch_matrices(
+    params: AffineParams, map_index: Tensor, size: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """The float32 sampling matrices of a batch's images ``[B, 2, 3]`` and of its annotation
+    maps ``[A, 2, 3]`` (the items ``map_index``, a CPU tensor), computed on the CPU and moved
+    to ``device`` in one copy (pinned and non-blocking on a GPU)."""
+    if map_index.device.type != "cpu":
+        raise ValueError("map_index must be the batch's CPU copy (selecting it needs no sync)")
+    images = sampling_matrices(params, size).float()
+    both = torch.cat([images, images[map_index]])
+    if device.type != "cpu":
+        both = both.pin_memory().to(device, non_blocking=True)
+    return both[: len(params)], both[len(params) :]
 
 
 def augment_batch(
@@ -125,11 +153,15 @@ def augment_batch(
     binary_maps: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Warp ``images`` ``[B, 1, S, S]`` and the annotation maps ``[A, K, S, S]`` of the items
-    ``map_index`` (``[A]`` positions in the batch) with the same per-item parameters.
+    ``map_index`` (``[A]`` positions in the batch, the CPU copy) with the same per-item
+    parameters.
 
     ``binary_maps`` (ellipse masks) forces nearest interpolation for the maps.
     """
-    out_images = warp(images, params, interpolation)
+    if len(params) != images.shape[0]:
+        raise ValueError(f"{len(params)} parameter sets for {images.shape[0]} items")
+    image_m, map_m = batch_matrices(params, map_index, images.shape[-1], images.device)
+    out_images = warp_with(images, image_m, interpolation)
     map_mode = "nearest" if binary_maps else interpolation
-    out_maps = warp(maps, params.select(map_index.cpu()), map_mode) if maps.shape[0] else maps
+    out_maps = warp_with(maps, map_m, map_mode) if maps.shape[0] else maps
     return out_images, out_maps

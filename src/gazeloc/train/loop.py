@@ -14,13 +14,31 @@ augmentation parameters (``seed, epoch, step``) — and nothing else draws rando
 run that resumes from a checkpoint takes exactly the steps the uninterrupted run takes. On the
 CPU the final weights are identical (tested); on a GPU, cuDNN and bf16 make them close only.
 
+Precision (:mod:`gazeloc.train.device`): ``training.precision`` resolves to the effective
+precision on the job's device (bf16 autocast only on a CUDA GPU of compute capability >= 8.0);
+validation that picks the best epoch always runs in float32, as ``gazeloc evaluate`` does, so
+``val_auc`` in ``model.pt`` is the metrics' value for that epoch. A checkpoint made at another
+effective precision is a different run (ignored, with a warning); one made on another device
+type at the same precision is resumed, with a warning (the weights then agree with an
+uninterrupted run only closely), and the optimizer state is laid out like the parameters.
+
+No host-device synchronisation in a step: batches come from pinned memory, the augmentation's
+matrices reach the device in one non-blocking copy, the losses use Python scalars, and the loss
+sums stay on the device; they are read back every :data:`POSTFIX_EVERY` steps (progress bar),
+for checkpoints and for the log. One pool of data-loading workers serves every epoch and every
+validation pass of a job (``persistent_workers``); the batch order still comes from
+``(seed, epoch)`` alone. ``images_per_s`` leaves out the job's first :data:`WARMUP_STEPS`
+steps (``torch.compile``, cuDNN autotuning, worker start-up), reported as ``warmup_seconds``.
+
 Files of a run folder ``{out}/`` (docs/outputs.md#models):
 
 * ``model.pt`` — the best epoch: ``state_dict``, ``model`` (architecture settings), ``settings``
   (the resolved experiment), ``experiment``, ``seed``, ``epoch`` (1-based), ``val_auc``,
-  ``labels``, ``ablation``, ``options``, ``images`` (the frame settings of the shards: size,
-  DCT scaling, resampling — what ``gazeloc predict`` repeats), ``initialisation`` (the encoder's
-  starting weights and their SHA-256) and ``data`` (dataset roots, image counts by split);
+  ``labels``, ``ablation``, ``options``, ``precision`` (the effective one: ``fp32`` or
+  ``bf16``) and ``device_type`` (``cpu`` or ``cuda``) of the training job, ``images`` (the
+  frame settings of the shards: size, DCT scaling, resampling — what ``gazeloc predict``
+  repeats), ``initialisation`` (the encoder's starting weights and their SHA-256) and ``data``
+  (dataset roots, image counts by split);
 * ``model_card.md`` — those facts for a reader (:mod:`gazeloc.model.card`);
 * ``train_log.csv`` — one row per epoch (:data:`LOG_COLUMNS` + per-label validation AUCs);
 * ``resume/last.pt`` — model, optimizer, position (epoch, step), the best so far and the log;
@@ -43,8 +61,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -52,7 +69,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import MODEL_LABELS
@@ -66,13 +83,19 @@ from gazeloc.model.card import (
 from gazeloc.model.losses import decoder_loss, mil_loss, total_loss
 from gazeloc.train.augment import augment_batch, sample_params
 from gazeloc.train.data import ImageLabelSet, TrainingData, build_data, collate
+from gazeloc.train.device import autocast, configure_backends, pick_device, resolve_precision
 from gazeloc.train.settings import TrainingOptions, ablation_flags, method_settings, settings_json
+from gazeloc.train.syncs import host_only
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "gazeloc-resume-1"
+CHECKPOINT_FORMAT = "gazeloc-resume-2"
 POSTFIX_EVERY = 10
 """Steps between progress-bar updates of the mean loss (each update waits for the device)."""
+WARMUP_STEPS = 1
+"""Steps at the start of a job left out of ``images_per_s`` (compile, autotuning)."""
+CPU_CHANNELS_LAST = False
+"""Whether ``training.channels_last`` also applies on the CPU (bench/bench_cpu_step.py)."""
 MODEL_FORMAT = "gazeloc-model-1"
 LOG_COLUMNS = (
     "epoch",
@@ -83,6 +106,7 @@ LOG_COLUMNS = (
     "val_auc",
     "images_per_s",
     "seconds",
+    "warmup_seconds",
     "best",
 )
 
@@ -93,14 +117,6 @@ def derived_seed(*parts: int | str) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is cuda but no CUDA device is available")
-    return torch.device(name)
-
-
 def _file_stamp(path: str | Path | None) -> list[Any] | None:
     if path is None:
         return None
@@ -109,9 +125,12 @@ def _file_stamp(path: str | Path | None) -> list[Any] | None:
 
 
 def fingerprint(resolved: dict[str, Any], seed: int, inputs: dict[str, Any]) -> str:
-    """What a resume checkpoint must match: method settings, seed and input files."""
+    """What a resume checkpoint must match: method settings (less ``precision``: the
+    checkpoint's effective precision is compared apart), seed and input files."""
+    settings = method_settings(resolved)
+    settings["training"].pop("precision", None)
     payload = {
-        "settings": method_settings(resolved),
+        "settings": settings,
         "seed": seed,
         "inputs": {k: _file_stamp(v) for k, v in sorted(inputs.items())},
     }
@@ -153,11 +172,19 @@ def decoder_supervised(batch: dict[str, torch.Tensor]) -> bool:
 
     Read from the batch as the loader gives it (CPU tensors), so deciding costs no device
     synchronisation."""
-    return bool(decoder_mask(batch).any())
+    with host_only():
+        return bool(decoder_mask(batch).any())
+
+
+def uses_channels_last(options: TrainingOptions, device: torch.device) -> bool:
+    """Whether the model and the images are kept channels-last on ``device``."""
+    return options.channels_last and (device.type == "cuda" or CPU_CHANNELS_LAST)
 
 
 class Step:
-    """One optimisation step's loss computation (shared by training and benchmarks)."""
+    """One optimisation step's loss computation (shared by training and benchmarks).
+
+    ``precision`` is the effective one (:func:`gazeloc.train.device.resolve_precision`)."""
 
     def __init__(
         self,
@@ -165,6 +192,7 @@ class Step:
         options: TrainingOptions,
         device: torch.device,
         *,
+        precision: str = "fp32",
         binary_maps: bool = False,
         compiled: torch.nn.Module | None = None,
     ) -> None:
@@ -172,24 +200,23 @@ class Step:
         self.forward = compiled if compiled is not None else model
         self.options = options
         self.device = device
+        self.precision = precision
         self.binary_maps = binary_maps
         self.settings = model.settings
-        cuda = device.type == "cuda"
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if cuda and options.bf16 else nullcontext()
-        )
-        self.channels_last = cuda and options.channels_last
+        self.autocast = autocast(precision, device)
+        self.channels_last = uses_channels_last(options, device)
 
     def prepare(
         self, batch: dict[str, torch.Tensor], params: Any | None
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Move a batch to the device and augment it: ``images`` float in [0, 1], maps float."""
+        """Move a batch to the device and augment it: ``images`` float in [0, 1], maps float.
+
+        Every copy is non-blocking (from the loader's pinned memory on a GPU)."""
         dev = self.device
-        nb = dev.type == "cuda"
-        images = batch["images"].to(dev, non_blocking=nb).float().div_(255.0)
-        maps = batch["maps"].to(dev, non_blocking=nb).float()
+        images = batch["images"].to(dev, non_blocking=True).float().div_(255.0)
+        maps = batch["maps"].to(dev, non_blocking=True).float()
         rest = {
-            k: batch[k].to(dev, non_blocking=nb)
+            k: batch[k].to(dev, non_blocking=True)
             for k in ("labels", "known", "annotated", "map_index")
         }
         if params is not None:
@@ -229,8 +256,9 @@ class Step:
             self.settings.decoder_size if use_decoder else None,
             self.options.heatmap_threshold,
         )
+        index = b["map_index"]
         annotation = torch.zeros((n, k, g, g), dtype=torch.bool, device=self.device)
-        annotation[b["map_index"]] = grid_t
+        annotation.index_copy_(0, index, grid_t)
         mil = mil_loss(
             grid_logits,
             b["labels"],
@@ -245,8 +273,7 @@ class Step:
             dec = torch.zeros((), device=self.device)
         elif use_decoder:
             logits = out.decoder_logits.float()
-            target = torch.zeros_like(logits)
-            target[b["map_index"]] = dec_t
+            target = torch.zeros_like(logits).index_copy_(0, index, dec_t.to(logits.dtype))
             dec = decoder_loss(
                 logits,
                 target,
@@ -257,6 +284,43 @@ class Step:
         return total_loss(mil, dec, lambda_t=self.options.lambda_t), mil, dec
 
 
+def train_step(
+    step: Step,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    params: Any | None,
+    sums: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One optimisation step (forward, loss, backward, AMSGrad update); adds ``(L, L_I, L_T)``
+    to the float64 device tensor ``sums`` when given. Nothing here waits for the device."""
+    loss, mil, dec = step.loss(batch, params)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if sums is not None:
+        parts = [loss, mil, dec if dec is not None else torch.zeros_like(mil)]
+        sums += torch.stack([x.detach().double() for x in parts])
+    return loss, mil, dec
+
+
+def match_optimizer_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor its parameter's memory layout (strides): a state
+    saved from contiguous parameters and loaded beside channels-last ones (or the reverse)
+    would otherwise keep the optimizer off its fast path."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param)
+            if not state:
+                continue
+            for key, value in state.items():
+                if (
+                    torch.is_tensor(value)
+                    and value.shape == param.shape
+                    and value.stride() != param.stride()
+                ):
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def make_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.optim.Optimizer:
     """AMSGrad Adam with coupled (L2) weight decay, as the reference."""
     return torch.optim.Adam(
@@ -264,11 +328,41 @@ def make_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.op
     )
 
 
+class BatchSchedule:
+    """A batch sampler whose batches are set before each pass (so that one DataLoader, and
+    its persistent workers, serves every epoch and validation pass)."""
+
+    def __init__(self, batches: list[list[int]] | None = None) -> None:
+        self.batches = batches or []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class _Joined(Dataset):
+    """The training items, then the validation items (indices offset by ``len(train)``)."""
+
+    def __init__(self, train: Dataset, val: Dataset) -> None:
+        self.train, self.val = train, val
+        self.offset = len(train)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self.offset + len(self.val)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.train[index] if index < self.offset else self.val[index - self.offset]
+
+
 def _loader(
-    dataset: torch.utils.data.Dataset,
-    batches: list[list[int]],
+    dataset: Dataset,
+    batches: list[list[int]] | BatchSchedule,
     workers: int,
     device: torch.device,
+    *,
+    persistent: bool = False,
 ) -> DataLoader:
     return DataLoader(
         dataset,
@@ -277,7 +371,33 @@ def _loader(
         collate_fn=collate,
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=persistent and workers > 0,
+        # the loader's own seed draw must not touch the global generator
+        generator=torch.Generator().manual_seed(0),
     )
+
+
+class RunLoader:
+    """One DataLoader, and one pool of ``workers`` persistent processes, for a job's training
+    epochs and validation passes."""
+
+    def __init__(self, train: Dataset, val: Dataset, workers: int, device: torch.device) -> None:
+        self.joined = _Joined(train, val)
+        self.schedule = BatchSchedule()
+        self.loader = _loader(self.joined, self.schedule, workers, device, persistent=True)
+
+    def epoch(self, batches: list[list[int]]) -> Iterator[dict[str, torch.Tensor]]:
+        """The training batches ``batches`` (indices into the training set), in order."""
+        self.schedule.batches = batches
+        return iter(self.loader)
+
+    def validation(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Every validation item, in order, in batches of ``batch_size``."""
+        o, n = self.joined.offset, len(self.joined.val)  # type: ignore[arg-type]
+        self.schedule.batches = [
+            list(range(o + i, o + min(i + batch_size, n))) for i in range(0, n, batch_size)
+        ]
+        return iter(self.loader)
 
 
 @torch.no_grad()
@@ -288,28 +408,29 @@ def predict(
     batch_size: int,
     device: torch.device,
     workers: int = 0,
-    bf16: bool = True,
+    batches: Iterable[dict[str, torch.Tensor]] | None = None,
 ) -> np.ndarray:
-    """Image-level probabilities ``[N, K]`` (Eq. 1) of every item, in order (eval mode)."""
+    """Image-level probabilities ``[N, K]`` (Eq. 1) of every item, in order (eval mode), in
+    float32 (no autocast, as ``gazeloc evaluate``). ``batches``: the collated batches to use
+    (e.g. :meth:`RunLoader.validation`) instead of a loader of its own. The probabilities stay
+    on the device until the last batch (one read-back)."""
     was_training = model.training
     model.eval()
-    batches = [
-        list(range(i, min(i + batch_size, len(dataset))))
-        for i in range(0, len(dataset), batch_size)
-    ]
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda" and bf16
-        else nullcontext()
-    )
+    if batches is None:
+        order = [
+            list(range(i, min(i + batch_size, len(dataset))))
+            for i in range(0, len(dataset), batch_size)
+        ]
+        batches = _loader(dataset, order, workers, device)
     out = []
-    for batch in _loader(dataset, batches, workers, device):
-        images = batch["images"].to(device).float().div_(255.0)
-        with autocast:
-            grid_logits = model(images, decoder=False).grid_logits
-        out.append(image_probabilities(grid_logits.float()).cpu().numpy())
+    for batch in batches:
+        images = batch["images"].to(device, non_blocking=True).float().div_(255.0)
+        grid_logits = model(images, decoder=False).grid_logits
+        out.append(image_probabilities(grid_logits.float()))
     model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, len(MODEL_LABELS)), np.float32)
+    if not out:
+        return np.zeros((0, len(MODEL_LABELS)), np.float32)
+    return torch.cat(out).cpu().numpy()
 
 
 def label_aucs(scores: np.ndarray, labels: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -346,6 +467,23 @@ def _log_csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({c: row.get(c, "") for c in columns})
     return buffer.getvalue()
+
+
+def new_running() -> dict[str, Any]:
+    """An epoch's running totals (losses, timed seconds and images, warm-up seconds)."""
+    return {
+        "loss": 0.0,
+        "mil": 0.0,
+        "decoder": 0.0,
+        "seconds": 0.0,
+        "images": 0,
+        "warmup_seconds": 0.0,
+    }
+
+
+def _rate(running: dict[str, Any]) -> float:
+    """Images per second over the timed steps (NaN when every step was warm-up)."""
+    return running["images"] / running["seconds"] if running["images"] else math.nan
 
 
 def data_counts(data: TrainingData, index: str | Path) -> dict[str, int]:
@@ -396,14 +534,17 @@ def train(
     options = TrainingOptions.from_dict(resolved.get("training", {}))
     msettings = model_settings(resolved)
     device = pick_device(options.device)
+    precision = resolve_precision(options.precision, device)
+    log.info(
+        "device %s, precision %s (training.precision %s)", device, precision, options.precision
+    )
     inputs = {"index": index, "manifest": manifest, "heatmaps": heatmaps, "ellipses": ellipses}
     fp = fingerprint(resolved, seed, inputs)
     # global generators too, in case a library draws from them (the loop itself does not)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    configure_backends(device)
 
     if data is None:
         data = build_data(
@@ -420,28 +561,56 @@ def train(
             f"{len(data.train)} training images are fewer than one batch of {options.batch_size}"
         )
     model = build_model(msettings, seed=derived_seed(seed, "init")).to(device)
-    if device.type == "cuda" and options.channels_last:
+    if uses_channels_last(options, device):
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, options)
 
     state: dict[str, Any] = {"epoch": 0, "step": 0, "best_auc": None, "best_epoch": None, "log": []}
-    running = {"loss": 0.0, "mil": 0.0, "decoder": 0.0, "seconds": 0.0, "images": 0}
+    running = new_running()
     last = resume_dir / "last.pt"
     if last.is_file():
         checkpoint = _load(last)
-        if checkpoint.get("format") == CHECKPOINT_FORMAT and checkpoint.get("fingerprint") == fp:
+        if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("fingerprint") != fp:
+            log.warning("ignoring %s: made with other settings or inputs; starting afresh", last)
+        elif checkpoint.get("precision") != precision:
+            log.warning(
+                "ignoring %s: trained in %s on %s, but this job trains in %s on %s (another "
+                "effective training.precision is another run); starting afresh",
+                last,
+                checkpoint.get("precision"),
+                checkpoint.get("device_type"),
+                precision,
+                device.type,
+            )
+        else:
+            if checkpoint.get("device_type") != device.type:
+                log.warning(
+                    "resuming on %s a run checkpointed on %s (both %s): its weights will be "
+                    "close to, not identical with, those of an uninterrupted run",
+                    device.type,
+                    checkpoint.get("device_type"),
+                    precision,
+                )
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
+            match_optimizer_layout(optimizer)
             state = checkpoint["state"]
-            running = checkpoint["running"]
+            running = {**new_running(), **checkpoint["running"]}
             log.info(
                 "resuming from %s at epoch %d, step %d", last, state["epoch"] + 1, state["step"]
             )
-        else:
-            log.warning("ignoring %s: made with other settings or inputs; starting afresh", last)
 
     compiled = torch.compile(model) if options.compile else None
-    step_fn = Step(model, options, device, binary_maps=data.binary_maps, compiled=compiled)
+    step_fn = Step(
+        model,
+        options,
+        device,
+        precision=precision,
+        binary_maps=data.binary_maps,
+        compiled=compiled,
+    )
+    batches_of = RunLoader(data.train, data.val, options.workers, device)
+    job_steps = 0  # steps run by this process (the first WARMUP_STEPS are not timed)
 
     def new_accumulator() -> torch.Tensor:
         """Loss sums of the epoch on the device (float64: exact across a resume); read back
@@ -458,6 +627,8 @@ def train(
             {
                 "format": CHECKPOINT_FORMAT,
                 "fingerprint": fp,
+                "precision": precision,
+                "device_type": device.type,
                 "model": _cpu_state(model),
                 "optimizer": optimizer.state_dict(),
                 "state": state,
@@ -476,7 +647,7 @@ def train(
         epoch = state["epoch"]
         batches = epoch_batches(len(data.train), options.batch_size, seed, epoch)
         model.train()
-        loader = _loader(data.train, batches[state["step"] :], options.workers, device)
+        loader = batches_of.epoch(batches[state["step"] :])
         bar = tqdm(
             total=n_batches,
             initial=state["step"],
@@ -496,16 +667,14 @@ def train(
                     derived_seed(seed, "augment", epoch, step)
                 )
                 params = sample_params(len(batch["images"]), msettings.input_size, generator)
-            loss, mil, dec = step_fn.loss(batch, params)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            zero = torch.zeros((), device=device)
-            parts = [loss, mil, dec if dec is not None else zero]
-            acc += torch.stack([x.detach().double() for x in parts])
+            train_step(step_fn, optimizer, batch, params, acc)
             now = time.perf_counter()
-            running["seconds"] += now - tick
-            running["images"] += len(batch["images"])
+            job_steps += 1
+            if job_steps > WARMUP_STEPS:
+                running["seconds"] += now - tick
+                running["images"] += len(batch["images"])
+            else:
+                running["warmup_seconds"] += now - tick
             tick = now
             state["step"] += 1
             global_step += 1
@@ -514,7 +683,7 @@ def train(
                 sync_running()
                 bar.set_postfix(
                     loss=f"{running['loss'] / state['step']:.4g}",
-                    img_s=f"{running['images'] / max(running['seconds'], 1e-9):.1f}",
+                    img_s=f"{_rate(running):.1f}",
                 )
             if on_step is not None:
                 on_step(global_step)
@@ -542,8 +711,7 @@ def train(
                     data.val,
                     batch_size=options.batch_size,
                     device=device,
-                    workers=options.workers,
-                    bf16=options.bf16,
+                    batches=batches_of.validation(options.batch_size),
                 ),
                 data.val.labels,
                 data.val.known,
@@ -561,8 +729,9 @@ def train(
             "loss_mil": running["mil"] / steps,
             "loss_decoder": running["decoder"] / steps if msettings.decoder else "",
             "val_auc": mean_auc,
-            "images_per_s": running["images"] / max(running["seconds"], 1e-9),
+            "images_per_s": _rate(running),
             "seconds": running["seconds"],
+            "warmup_seconds": running["warmup_seconds"],
             **{f"val_auc_{label}": float(a) for label, a in zip(MODEL_LABELS, aucs, strict=True)},
         }
         is_best = _better(mean_auc, state["best_auc"])
@@ -587,7 +756,7 @@ def train(
         state["log"] = [*state["log"], row]
         state["epoch"] = epoch + 1
         state["step"] = 0
-        running = {"loss": 0.0, "mil": 0.0, "decoder": 0.0, "seconds": 0.0, "images": 0}
+        running = new_running()
         acc = new_accumulator()
         checkpoint_now()
         last_save = time.monotonic()
@@ -608,6 +777,8 @@ def train(
         "labels": list(MODEL_LABELS),
         "ablation": ablation_flags(resolved),
         "options": asdict(options),
+        "precision": precision,
+        "device_type": device.type,
         "images": manifest_image_settings(manifest),
         "initialisation": initialisation_facts(msettings.pretrained, msettings.backbone),
         "data": {"roots": dict(data_roots or {}), "counts": data_counts(data, index)},

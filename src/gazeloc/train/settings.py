@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from gazeloc.train.device import PRECISIONS
+
 EXPERIMENTS: tuple[str, ...] = (
     "unannotated",
     "ellipse",
@@ -43,7 +45,11 @@ VANISHING_ELLIPSES = ("negative", "skip")
 DEVICES = ("auto", "cpu", "cuda")
 RUNTIME_KEYS = ("workers", "device", "compile", "checkpoint_minutes")
 """Training keys that change how fast a run goes, not its result: excluded from the resume
-fingerprint, so that changing them finishes from the existing checkpoint."""
+fingerprint, so that changing them finishes from the existing checkpoint. ``precision`` is a
+method key (a change reruns training); the device only picks what ``precision: auto`` becomes,
+and the resume fingerprint holds that *effective* precision (:mod:`gazeloc.train.device`), so a
+run resumed on another device at the same precision continues, and one at another precision
+starts afresh."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ class TrainingOptions:
     percentage_annotated: float = 1.0
     subset: str = "prefix"
     vanishing_ellipses: str = "negative"
-    bf16: bool = True
+    precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
     device: str = "auto"
@@ -85,6 +91,7 @@ class TrainingOptions:
                 f"vanishing_ellipses must be one of {VANISHING_ELLIPSES}",
             ),
             (self.device in DEVICES, f"device must be one of {DEVICES}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.augment_interpolation in ("nearest", "bilinear"), "augment_interpolation"),
         )
         for ok, message in checks:
