@@ -42,25 +42,20 @@ rule evaluate:
         gpu=1,
         mem_mb=16000,
         runtime=120,
+        # runtime-only (resources are no reason to rerun)
+        run_batch_size=config["evaluation"]["batch_size"],
+        run_device=config["evaluation"]["device"],
     params:
         version=stage_version("evaluate"),
         thresholds=" ".join(str(t) for t in sorted(config["evaluation"]["thresholds"])),
         sources=" ".join(config["evaluation"]["sources"]),
-        batch_size=config["evaluation"]["batch_size"],
-        device=config["evaluation"]["device"],
     shell:
         "python -m gazeloc evaluate --model {input.model} --index {input.index}"
         " --manifest {input.manifest} --ellipses {input.ellipses} --split {wildcards.split}"
         " --experiment {wildcards.experiment} --seed {wildcards.seed}"
         " --thresholds {params.thresholds} --sources {params.sources}"
-        " --batch-size {params.batch_size} --device {params.device}"
+        " --batch-size {resources.run_batch_size} --device {resources.run_device}"
         " --workers $(( {threads} - 1 )) --threads {threads} --out {output} > {log} 2>&1"
-
-
-localrules:
-    selection,
-    tables,
-    iou_figure,
 
 
 # Thresholds and heatmap sources chosen on validation (its own job: figure 4 depends on it,
@@ -74,6 +69,7 @@ rule selection:
         f"{LOGS}/selection.log",
     benchmark:
         f"{BENCH}/selection.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -95,6 +91,7 @@ rule selection:
 rule tables:
     input:
         metrics=lambda w: report_cfg.metrics_inputs(config, RESULTS, workflow.rules),
+        models=lambda w: report_cfg.model_inputs(config, RESULTS, workflow.rules),
     output:
         **{
             f"{name}_{ext}": (
@@ -114,6 +111,7 @@ rule tables:
         f"{LOGS}/tables.log",
     benchmark:
         f"{BENCH}/tables.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -132,6 +130,7 @@ rule tables:
         ),
     shell:
         "python -m gazeloc tables --no-selection --metrics {input.metrics}"
+        " --models {input.models}"
         " --out-dir $(dirname {output.summary_csv:q})"
         " --experiments {params.experiments} --ci-method {params.ci_method}"
         " --source {params.source} --experiment-info {params.info:q} > {log} 2>&1"
@@ -151,6 +150,7 @@ rule iou_figure:
         f"{LOGS}/iou_figure.log",
     benchmark:
         f"{BENCH}/iou_figure.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1

@@ -17,6 +17,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -372,6 +373,23 @@ def write_selection(
     return Path(path)
 
 
+def provenance_markdown(runs: Sequence[Mapping[str, Any]]) -> str:
+    """``summary.md``'s provenance section: per run, the sha256 of its pretrained encoder
+    weights (``random``: none), the gazeloc version and the git commit that trained it."""
+    lines = [
+        "## Provenance",
+        "",
+        "| Experiment | Seed | Pretrained weights (sha256) | gazeloc | Commit |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run.get('experiment')} | {run.get('seed')} | {run.get('weights_sha256')} | "
+            f"{run.get('gazeloc_version')} | {run.get('git_commit')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(
     metrics: pl.DataFrame,
     out_dir: str | Path,
@@ -382,6 +400,7 @@ def write_tables(
     ablation_flags: Mapping[str, Mapping[str, bool]] | None = None,
     annotated_fractions: Mapping[str, float] | None = None,
     selection: bool = True,
+    provenance: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Path]:
     """Write summary, auc_per_label, iou_per_label (and ablation) as .csv and .md, and
     ``selection.csv`` (per experiment, source and label: the validation-chosen threshold, its
@@ -392,7 +411,9 @@ def write_tables(
 
     ``annotated_fractions``: share of annotated readings of the ellipse-trained experiments
     (and ``unannotated`` at 0) for the data-value estimate in ``summary.md``
-    (:func:`data_value`)."""
+    (:func:`data_value`). ``provenance``: per run, ``experiment``, ``seed``,
+    ``weights_sha256``, ``gazeloc_version`` and ``git_commit`` (a section of ``summary.md``,
+    :func:`provenance_markdown`)."""
     out = Path(out_dir)
     thresholds = select_thresholds(metrics)
     sources = select_sources(thresholds, source)
@@ -421,6 +442,8 @@ def write_tables(
             value = data_value(table, annotated_fractions or {})
             if value is not None:
                 md += "\n" + data_value_text(value) + "\n"
+            if provenance:
+                md += "\n" + provenance_markdown(provenance)
         else:
             md = per_label_markdown(
                 table, title, ci_method, experiments, source_note if name == "iou_per_label" else ""

@@ -15,13 +15,15 @@ Files of a run folder ``{out}/`` (design.md):
 
 * ``model.pt`` — the best epoch: ``state_dict``, ``model`` (architecture settings), ``settings``
   (the resolved experiment), ``experiment``, ``seed``, ``epoch`` (1-based), ``val_auc``,
-  ``labels``, ``ablation``;
+  ``labels``, ``ablation``, ``weights_sha256`` (the full sha256 of the pretrained encoder
+  weights, or ``random``), ``gazeloc_version`` and ``git_commit``;
 * ``train_log.csv`` — one row per epoch (:data:`LOG_COLUMNS` + per-label validation AUCs);
 * ``resume/last.pt`` — model, optimizer, position (epoch, step), the best so far and the log;
   written after each epoch and every ``checkpoint_minutes`` within an epoch;
   ``resume/best.pt`` — the best weights so far. A checkpoint whose fingerprint (method settings,
-  seed, input files' sizes and times) differs from the run's is ignored (logged). Kept after
-  the run, so that rerunning a finished run only rewrites the outputs.
+  seed, input files' sizes and times, the pretrained weights) differs from the run's is ignored
+  (logged). Removed once ``model.pt`` and ``train_log.csv`` are written, unless
+  ``training.keep_checkpoints`` (a killed run keeps them and resumes from them).
 
 All checkpoints are read with ``torch.load(..., weights_only=True)`` and written atomically.
 """
@@ -35,6 +37,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -48,10 +51,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from gazeloc import weights as pretrained_weights
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, image_probabilities
 from gazeloc.model.losses import decoder_loss, mil_loss, total_loss
+from gazeloc.provenance import provenance
 from gazeloc.train.augment import augment_batch, sample_params
 from gazeloc.train.data import ImageLabelSet, TrainingData, build_data, collate
 from gazeloc.train.settings import TrainingOptions, ablation_flags, method_settings, settings_json
@@ -104,6 +109,33 @@ def fingerprint(resolved: dict[str, Any], seed: int, inputs: dict[str, Any]) -> 
         "inputs": {k: _file_stamp(v) for k, v in sorted(inputs.items())},
     }
     return hashlib.sha256(settings_json(payload).encode()).hexdigest()
+
+
+def _weights_sha(
+    msettings: ModelSettings, path: str | Path | None, check: str | Path | None
+) -> str:
+    """The sha256 of the pretrained weights a run uses (``random`` for none), verified against
+    the weights rule's record ``check`` and the expected hash; no file: the run stops here."""
+    if msettings.pretrained == "none":
+        return pretrained_weights.RANDOM
+    spec = pretrained_weights.weights_spec(
+        {
+            "backbone": msettings.backbone,
+            "pretrained": msettings.pretrained,
+            "pretrained_sha256": msettings.pretrained_sha256,
+        }
+    )
+    file = Path(path) if path is not None else spec.path
+    if not file.is_file():
+        raise pretrained_weights.WeightsError(file, pretrained_weights.missing_message(spec))
+    sha = pretrained_weights.verify(file, spec.expect)
+    if check is not None:
+        recorded = pretrained_weights.read_record(check)["sha256"]
+        if recorded != sha:
+            raise pretrained_weights.WeightsError(
+                file, f"sha256 {sha} differs from {recorded} recorded in {check} (file replaced?)"
+            )
+    return sha
 
 
 def model_settings(resolved: dict[str, Any]) -> ModelSettings:
@@ -332,8 +364,13 @@ def train(
     stop_after_steps: int | None = None,
     on_step: Callable[[int], None] | None = None,
     data: TrainingData | None = None,
+    weights: str | Path | None = None,
+    weights_check: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) one run; write ``model.pt`` and ``train_log.csv`` under ``out_dir``.
+
+    ``weights``: the pretrained encoder file (default: where ``model.pretrained`` says);
+    ``weights_check``: the weights rule's record of it (its sha256 must still match).
 
     ``stop_after_steps`` saves a resume checkpoint after that many steps of the whole run and
     returns early (what a kill right after a checkpoint leaves behind); ``on_step(global_step)``
@@ -344,8 +381,9 @@ def train(
     options = TrainingOptions.from_dict(resolved.get("training", {}))
     msettings = model_settings(resolved)
     device = pick_device(options.device)
+    weights_sha = _weights_sha(msettings, weights, weights_check)
     inputs = {"index": index, "manifest": manifest, "heatmaps": heatmaps, "ellipses": ellipses}
-    fp = fingerprint(resolved, seed, inputs)
+    fp = fingerprint({**resolved, "weights_sha256": weights_sha}, seed, inputs)
     # global generators too, in case a library draws from them (the loop itself does not)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
@@ -367,7 +405,13 @@ def train(
         raise ValueError(
             f"{len(data.train)} training images are fewer than one batch of {options.batch_size}"
         )
-    model = build_model(msettings, seed=derived_seed(seed, "init")).to(device)
+    model = build_model(
+        msettings, seed=derived_seed(seed, "init"), weights_path=weights, weights_sha256=None
+    ).to(device)
+    if model.weights_sha256 != weights_sha:  # the file changed while this run started
+        raise pretrained_weights.WeightsError(
+            weights or "weights", f"sha256 {model.weights_sha256} != checked {weights_sha}"
+        )
     if device.type == "cuda" and options.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, options)
@@ -557,10 +601,15 @@ def train(
             "labels": list(MODEL_LABELS),
             "ablation": ablation_flags(resolved),
             "options": asdict(options),
+            "weights_sha256": weights_sha,
+            **provenance(),
         },
         out_dir / "model.pt",
     )
     atomic_write_text(out_dir / "train_log.csv", _log_csv(state["log"]))
+    if not options.keep_checkpoints:
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        log.info("removed %s (training.keep_checkpoints: false)", resume_dir)
     log.info(
         "best epoch %s (val AUC %s) -> %s", best["epoch"], best["val_auc"], out_dir / "model.pt"
     )
