@@ -177,6 +177,53 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_structured_config_values_are_typed(tmp_path):
+    result = _run(
+        ["-n", "--config", "images={'size': 96}", "seeds=[1,2]", "training={'epochs': 2}"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train" in result.stdout
+
+
+def _imagenet_run(tmp_path, args, env=None):
+    return _run(
+        ["--configfile", TINY, "--config", "model={'pretrained': 'imagenet'}", *args],
+        tmp_path,
+        env=env,
+    )
+
+
+def test_missing_weights_stop_the_run_before_any_job(tmp_path):
+    cache = tmp_path / "torch-home"
+    target = "results-tiny/models/unannotated/seed1/model.pt"
+    result = _imagenet_run(tmp_path, ["--cores", "1", target], {"TORCH_HOME": str(cache)})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "resnet18-f37072fd.pth" in out and str(cache / "hub" / "checkpoints") in out
+    assert "gazeloc fetch-weights --backbone resnet18" in out
+    assert not (tmp_path / "results-tiny" / "synthetic").exists()
+    assert not (tmp_path / target).exists()
+
+
+def test_configured_weights_are_checked_by_a_local_rule(tmp_path):
+    import torch
+    import torchvision
+
+    from gazeloc.weights import sha256_file
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "enc.pth")
+    sha = sha256_file(tmp_path / "enc.pth")
+    model = f"model={{'pretrained': '{tmp_path / 'enc.pth'}', 'pretrained_sha256': '{sha}'}}"
+    result = _run(["-n", "--configfile", TINY, "--config", model], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _stale(result)["pretrained_weights"] == 3
+    typo = _run(
+        ["-n", "--configfile", TINY, "--config", "model={'pretrained': 'imagnet'}"], tmp_path
+    )
+    assert typo.returncode != 0 and "did you mean 'imagenet'" in typo.stdout + typo.stderr
+
+
 def test_real_source_requires_paths(tmp_path):
     result = _run(["-n", "--config", "data={'source': 'real'}"], tmp_path)
     assert result.returncode != 0

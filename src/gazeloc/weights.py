@@ -180,6 +180,7 @@ def fetch(backbone: str, progress: bool = True) -> Path:
     name = IMAGENET_FILES[backbone]
     target = torch_cache_dir() / name
     if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.load_state_dict_from_url(
             DOWNLOAD_URL + name,
             model_dir=str(target.parent),
