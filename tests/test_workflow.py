@@ -108,6 +108,12 @@ RERUNS = {
         "training:\n  workers: 1\nevaluation:\n  workers: 1\nsynthetic:\n  workers: 2\n",
         {},
     ),
+    # runtime-only: how fast a job runs or what it leaves behind, never its results
+    "devices, compile, checkpoints, evaluation batch size": (
+        "training:\n  device: auto\n  compile: true\n  checkpoint_minutes: 1.5\n"
+        "  keep_checkpoints: true\nevaluation:\n  device: auto\n  batch_size: 3\n",
+        {},
+    ),
 }
 
 
