@@ -18,9 +18,11 @@ STAGE_VERSIONS: dict[str, int] = {
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
-    "train": 4,  # gazeloc.model, gazeloc.train, gazeloc.weights: trained models
+    "train": 5,  # gazeloc.model, gazeloc.train, gazeloc.weights: trained models (4: model card,
+    # image settings; 5: weights sha256, version and commit in model.pt)
     "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
-    "tables": 3,  # gazeloc.report: tables, figures
+    "tables": 3,  # gazeloc.report: tables, figures (3: provenance in summary.md)
+    "predict": 1,  # gazeloc.predict: predictions, heatmaps and overlays of new images
 }
 
 

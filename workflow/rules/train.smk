@@ -1,7 +1,8 @@
 # Training: one job per enabled experiment x seed (a GPU job on a cluster), resumable.
-# Outputs: results/models/{experiment}/seed{seed}/model.pt and train_log.csv; the resume
-# checkpoint under .../resume/ is not declared, so Snakemake never deletes it (a killed job
-# resumes from it); the job removes it after success unless training.keep_checkpoints.
+# Outputs: results/models/{experiment}/seed{seed}/model.pt, model_card.md and
+# train_log.csv; the resume checkpoint under .../resume/ is not declared, so Snakemake never
+# deletes it (a killed job resumes from it); the job removes it after success unless
+# training.keep_checkpoints.
 # Pretrained weights are an input: the pretrained_weights rule checks the file (found in the
 # torch cache or at model.pretrained) and records its sha256; a missing file stops the run
 # before any job (gazeloc.weights). Runtime-only keys (device, compile, checkpoint_minutes,
@@ -53,6 +54,7 @@ rule train:
     output:
         model=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/model.pt",
         log_csv=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/train_log.csv",
+        card=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/model_card.md",
     log:
         f"{LOGS}/train/{{experiment}}/seed{{seed}}.log",
     benchmark:
@@ -75,9 +77,12 @@ rule train:
             for kind in ("heatmaps", "ellipses", "weights", "weights_check")
             if kind in input.keys()
         ),
+        reflacx=reflacx_dir(),
+        mimic=mimic_dir(),
     shell:
         "python -m gazeloc train --settings {params.settings:q}"
         " --runtime {resources.run_options:q} --seed {wildcards.seed}"
         " --index {input.index} --manifest {input.manifest} {params.annotations}"
         " --out-dir $(dirname {output.model:q}) --threads {threads}"
+        " --data-roots reflacx={params.reflacx:q} mimic={params.mimic:q}"
         " --workers $(( {threads} - 1 )) > {log} 2>&1"

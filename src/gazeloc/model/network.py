@@ -323,8 +323,11 @@ def load_model(
 ) -> tuple[GazeLocNet, dict]:
     """The trained model of a ``model.pt`` (eval mode) and its metadata (experiment, seed,
     epoch, validation AUC, settings, ``weights_sha256``, ``gazeloc_version``, ``git_commit``;
-    the last three ``"unknown"`` in files written before they were recorded). Read with
-    ``weights_only=True``."""
+    the last three ``"unknown"`` in files written before they were recorded); ``meta["card"]``
+    holds the facts of the model card (:func:`gazeloc.model.card.card_facts`, what
+    ``model_card.md`` shows). Read with ``weights_only=True``."""
+    from gazeloc.model.card import card_facts
+
     payload = torch.load(path, map_location=map_location, weights_only=True)
     settings = ModelSettings.from_dict({**payload["model"], "pretrained": "none"})
     model = GazeLocNet(settings)
@@ -333,6 +336,7 @@ def load_model(
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     for key in ("weights_sha256", "gazeloc_version", "git_commit"):
         meta.setdefault(key, "unknown")
+    meta["card"] = card_facts(meta)
     return model, meta
 
 
