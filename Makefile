@@ -1,5 +1,7 @@
 # Two commands: `make demo` (the synthetic study) and `make test` (linters + tests).
-# Both create .venv if it is missing and (re)install the package when pyproject.toml changes.
+# Both create .venv if it is missing and (re)install the package when pyproject.toml or
+# constraints.txt changes, with the exact versions of constraints.txt (Linux x86-64, Python 3.11;
+# elsewhere, or for another CUDA build of torch: CONSTRAINTS= make demo).
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,6 +9,8 @@ BIN := $(VENV)/bin
 CORES ?= all
 # Trainings/evaluations at once (the `gpu` resource): they share a GPU, or take a core each.
 TRAININGS ?= 2
+CONSTRAINTS ?= constraints.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 SNAKEMAKE_ARGS ?=
 # Rules run `python -m gazeloc`: put the venv first on PATH for every recipe.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -18,13 +22,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Runtime install (make demo).
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(PIP_CONSTRAINTS) -e .
 	touch $@
 
 # Runtime + test, dev and slurm extras (make test).
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,slurm]'
+$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[test,dev,slurm]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed

@@ -1,21 +1,35 @@
 # gazeloc: label-specific eye-tracking localization supervision for chest x-ray classifiers.
 # Run: snakemake --cores all   (config.yaml is the synthetic demo; see README.md)
+# Another workflow may import this one as a module (docs/cluster.md, "Using gazeloc as a
+# module"): every shipped file is found from this file's folder, never from the importing
+# workflow's folder or the working directory.
 import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from gazeloc.config import check_config  # noqa: E402
-
 min_version("9.0")
 
+# This workflow's own folder (workflow.basedir is the importing workflow's inside a module).
+GAZELOC_ROOT = Path(
+    workflow.current_basedir.get_path_or_uri(secret_free=True)
+).resolve()
+# The package: this checkout's own source when it has one, else the environment's.
+if (GAZELOC_ROOT / "src" / "gazeloc" / "__init__.py").is_file():
+    sys.path.insert(0, str(GAZELOC_ROOT / "src"))
+from gazeloc.config import check_config, coerce_config  # noqa: E402
 
-configfile: str(Path(workflow.basedir) / "config.yaml")
+SCHEMA = str(GAZELOC_ROOT / "workflow" / "schemas" / "config.schema.yaml")
 
 
-check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-validate(config, "workflow/schemas/config.schema.yaml")
+# (ignored inside a module that is given a config)
+configfile: str(GAZELOC_ROOT / "config.yaml")
+
+
+# Structured --config values arrive as strings: typed by the schema before validation.
+coerce_config(config, SCHEMA)
+check_config(config, SCHEMA)
+validate(config, SCHEMA)
 
 
 include: "workflow/rules/common.smk"

@@ -52,3 +52,31 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "gazeloc", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "synth" in out
+
+
+def test_check_weights_records_or_refuses(tmp_path, capsys):
+    import hashlib
+    import json
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"not really weights")
+    sha = hashlib.sha256(b"not really weights").hexdigest()
+    out = tmp_path / "w.json"
+    args = ["check-weights", "--file", str(weights), "--source", "x", "--out", str(out)]
+    assert main([*args, "--expect", sha[:8]]) == 0
+    record = json.loads(out.read_text())
+    assert record["sha256"] == sha and record["size"] == 18 and record["source"] == "x"
+    out.unlink()
+    assert main([*args, "--expect", "0" * 64]) == 2
+    err = capsys.readouterr().err
+    assert "does not match" in err and str(weights) in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_version(capsys):
+    from gazeloc import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"gazeloc {__version__} (commit ")

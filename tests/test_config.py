@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gazeloc.config import ConfigError, check_config, load_schema
+from gazeloc.config import ConfigError, check_config, coerce_config, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -98,3 +98,68 @@ def test_real_source_with_paths_is_valid(tmp_path):
         _merge(_config(), {"data": {"source": "real", "reflacx_dir": "a", "mimic_dir": "b"}}),
         SCHEMA,
     )
+
+
+# --- typed overrides: structured --config values arrive as strings (YAML BaseLoader) --------
+
+
+def _override(text: str) -> dict:
+    """What Snakemake makes of ``--config KEY=VALUE`` with a structured VALUE."""
+    return yaml.load(text, Loader=yaml.BaseLoader)
+
+
+def _coerced(override: dict) -> dict:
+    config = _merge(_config(), override)
+    coerce_config(config, SCHEMA)
+    check_config(config, SCHEMA)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "value"),
+    [
+        ("{training: {epochs: 2}}", ("training", "epochs"), 2),  # integer
+        ("{training: {lr: 0.0005}}", ("training", "lr"), 0.0005),  # number
+        ("{training: {lr: 1e-4}}", ("training", "lr"), 1e-4),
+        ("{training: {augment: false}}", ("training", "augment"), False),  # boolean
+        ("{model: {grid: null}}", ("model", "grid"), None),  # integer or null: null
+        ("{model: {grid: 4}}", ("model", "grid"), 4),
+        ("{images: {size: 96}}", ("images", "size"), 96),
+        ("{seeds: [1, 2]}", ("seeds",), [1, 2]),  # a list
+        ("{synthetic: {image_size: 320}}", ("synthetic", "image_size"), 320),  # union: integer
+        ("{synthetic: {image_size: real}}", ("synthetic", "image_size"), "real"),  # union: const
+        ("{model: {pretrained: none}}", ("model", "pretrained"), "none"),  # strings stay
+        (  # a nested section (an experiment's training overrides)
+            "{experiment_settings: {et: {annotations: et, training: {lambda_t: 30}}}}",
+            ("experiment_settings", "et", "training", "lambda_t"),
+            30,
+        ),
+    ],
+)
+def test_structured_overrides_are_typed(text, path, value):
+    override = _override(text)
+    raw = override
+    for key in path[:-1]:
+        raw = raw[key]
+    assert isinstance(raw[path[-1]], str | list)  # YAML's BaseLoader: strings only
+    config = _coerced(override)
+    for key in path:
+        config = config[key]
+    assert config == value and type(config) is type(value)
+
+
+def test_first_type_in_schema_order_wins():
+    from gazeloc.config import _coerce
+
+    schema = {"type": "object", "properties": {"a": {"type": ["string", "integer"]}}}
+    assert _coerce({"a": "5"}, schema, schema) == {"a": "5"}
+    schema["properties"]["a"]["type"] = ["integer", "string"]
+    assert _coerce({"a": "5"}, schema, schema) == {"a": 5}
+    assert _coerce({"a": "five"}, schema, schema) == {"a": "five"}
+
+
+def test_override_that_fits_no_type_gives_the_config_message():
+    with pytest.raises(ConfigError, match=r"config key 'images\.size' = 'big'"):
+        _coerced(_override("{images: {size: big}}"))
+    with pytest.raises(ConfigError, match=r"config key 'synthetic\.image_size' = 'huge'"):
+        _coerced(_override("{synthetic: {image_size: huge}}"))

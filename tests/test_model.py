@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import logging
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from gazeloc import weights
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, image_probabilities, load_model
 from gazeloc.model.network import IMAGENET_MEAN, IMAGENET_STD, combine_features
+from gazeloc.weights import WeightsError
 
 
 def _settings(**kw) -> ModelSettings:
@@ -98,12 +100,30 @@ def test_seeded_build_is_reproducible():
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_imagenet_weights_missing_start_random(tmp_path, monkeypatch, caplog):
+def test_imagenet_weights_missing_stop(tmp_path, monkeypatch):
+    """No fallback to random weights: a missing cache file is an error naming the file, the
+    folder and the fetch command."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with caplog.at_level(logging.WARNING):
-        model = build_model(_settings(pretrained="imagenet"), seed=0)
-    assert "not found" in caplog.text and "random" in caplog.text
-    assert isinstance(model, GazeLocNet)
+    with pytest.raises(WeightsError) as error:
+        build_model(_settings(pretrained="imagenet"), seed=0)
+    message = str(error.value)
+    assert "resnet18-f37072fd.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert "gazeloc fetch-weights --backbone resnet18" in message
+
+
+def test_torchvision_file_names_are_current():
+    import torchvision
+
+    for backbone, name in weights.IMAGENET_FILES.items():
+        enum = getattr(torchvision.models, f"ResNet{backbone[6:]}_Weights").IMAGENET1K_V1
+        assert enum.url == weights.DOWNLOAD_URL + name
+
+
+def test_torch_cache_dir_matches_torch(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    assert weights.torch_cache_dir() == Path(torch.hub.get_dir()) / "checkpoints"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert weights.torch_cache_dir(env) == tmp_path / "xdg" / "torch" / "hub" / "checkpoints"
 
 
 def test_imagenet_weights_from_cache_and_from_path(tmp_path, monkeypatch):
@@ -113,20 +133,79 @@ def test_imagenet_weights_from_cache_and_from_path(tmp_path, monkeypatch):
     reference = torchvision.models.resnet18(weights=None).state_dict()
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
-    name = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
-    torch.save(reference, cache / name)
+    torch.save(reference, tmp_path / "made.pth")
+    sha = weights.sha256_file(tmp_path / "made.pth")
+    # a cache file named as torchvision names it: <arch>-<sha256 prefix>.pth
+    name = f"resnet18-{sha[:8]}.pth"
+    (tmp_path / "made.pth").rename(cache / name)
+    monkeypatch.setitem(weights.IMAGENET_FILES, "resnet18", name)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    for source in ("imagenet", str(cache / name)):
-        model = build_model(_settings(pretrained=source), seed=0)
+    for source, expect in (("imagenet", None), (str(cache / name), None), (str(cache / name), sha)):
+        model = build_model(_settings(pretrained=source, pretrained_sha256=expect), seed=0)
+        assert model.weights_sha256 == sha
         assert torch.equal(model.encoder.conv1.weight, reference["conv1.weight"])
         assert torch.equal(
             model.encoder.layer4[1].bn2.running_var, reference["layer4.1.bn2.running_var"]
         )
-    with pytest.raises(FileNotFoundError):
+    assert build_model(_settings(), seed=0).weights_sha256 == "random"
+    with pytest.raises(WeightsError, match="does not exist"):
         build_model(_settings(pretrained=str(tmp_path / "absent.pt")))
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="state dict"):
         build_model(_settings(pretrained=str(tmp_path / "bad.pt")))
+
+
+def test_weights_with_another_hash_are_refused(tmp_path, monkeypatch):
+    import torchvision
+
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    # torchvision's real file name, other content: the sha256 prefix does not match
+    torch.save(
+        torchvision.models.resnet18(weights=None).state_dict(), cache / "resnet18-f37072fd.pth"
+    )
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsError, match="does not match the expected f37072fd"):
+        build_model(_settings(pretrained="imagenet"))
+    path = str(cache / "resnet18-f37072fd.pth")
+    with pytest.raises(WeightsError, match="does not match"):
+        build_model(_settings(pretrained=path, pretrained_sha256="0" * 64))
+
+
+def test_typo_in_pretrained_names_the_nearest_known_value(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightsError, match="did you mean 'imagenet'"):
+        weights.weights_spec({"backbone": "resnet50", "pretrained": "imagnet"})
+    with pytest.raises(WeightsError, match="did you mean 'none'"):
+        weights.weights_spec({"backbone": "resnet50", "pretrained": "None "})
+    spec = weights.weights_spec({"backbone": "resnet50", "pretrained": "w/my.pth"})
+    assert spec.kind == "file"
+    with pytest.raises(WeightsError, match=r"w/my\.pth does not exist"):
+        weights.locate({"backbone": "resnet50", "pretrained": "w/my.pth"})
+
+
+def test_fetch_weights_uses_torchvisions_hash_check(tmp_path, monkeypatch):
+    """No network in tests: the download function is replaced by one that copies a file."""
+    import shutil
+
+    import torchvision
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "made.pth")
+    name = f"resnet18-{weights.sha256_file(tmp_path / 'made.pth')[:8]}.pth"
+    monkeypatch.setitem(weights.IMAGENET_FILES, "resnet18", name)
+    calls = []
+
+    def download(url, model_dir, progress, check_hash, weights_only):
+        calls.append((url, check_hash, weights_only))
+        shutil.copy(tmp_path / "made.pth", Path(model_dir) / url.rsplit("/", 1)[1])
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", download)
+    path = weights.fetch("resnet18", progress=False)
+    assert calls == [(weights.DOWNLOAD_URL + name, True, True)]
+    assert path == tmp_path / "th" / "hub" / "checkpoints" / name and path.is_file()
+    weights.fetch("resnet18", progress=False)  # already there: no second download
+    assert len(calls) == 1
 
 
 def test_load_model_round_trip(tmp_path):

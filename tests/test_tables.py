@@ -146,3 +146,29 @@ def test_reference_ci_and_ablation(metrics, tmp_path):
     half = 1.96 * math.sqrt(2 / 3) * 0.01 / math.sqrt(3)
     assert ablation["ci_high"][1] == pytest.approx(0.56 + half, abs=1e-6)
     assert "population SD" in (tmp_path / "ablation.md").read_text()
+
+
+def test_summary_records_each_runs_weights_and_software(metrics, tmp_path):
+    runs = [
+        {
+            "experiment": "unannotated",
+            "seed": 1,
+            "weights_sha256": "random",
+            "gazeloc_version": "0.1.0",
+            "git_commit": "abc",
+        },
+        {
+            "experiment": "et",
+            "seed": 1,
+            "weights_sha256": "f" * 64,
+            "gazeloc_version": "0.1.0",
+            "git_commit": "abc-dirty",
+        },
+    ]
+    write_tables(metrics, tmp_path, experiments=["unannotated", "et"], provenance=runs)
+    text = (tmp_path / "summary.md").read_text()
+    assert text.index("# Summary") < text.index("## Provenance")
+    assert "| unannotated | 1 | random | 0.1.0 | abc |" in text
+    assert f"| et | 1 | {'f' * 64} | 0.1.0 | abc-dirty |" in text
+    write_tables(metrics, tmp_path, experiments=["unannotated", "et"])
+    assert "Provenance" not in (tmp_path / "summary.md").read_text()

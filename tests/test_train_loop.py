@@ -12,8 +12,10 @@ import pytest
 import torch
 from test_train_inputs import make_inputs, resolved
 
+import gazeloc
 from gazeloc.cli import main as cli_main
 from gazeloc.model import load_model
+from gazeloc.train import loop
 from gazeloc.train.data import build_data, collate
 from gazeloc.train.loop import Step, epoch_batches, label_aucs, make_optimizer, predict, train
 from gazeloc.train.settings import TrainingOptions
@@ -38,8 +40,9 @@ def inputs(tmp_path_factory):
 
 
 def _train(inputs, out, settings=None, **kw):
+    """Keeps the resume checkpoints (the tests compare them) unless ``settings`` say."""
     return train(
-        settings or resolved("et"),
+        settings or resolved("et", keep_checkpoints=True),
         index=inputs.index,
         manifest=inputs.manifest,
         heatmaps=inputs.heatmaps,
@@ -92,15 +95,13 @@ def test_resume_after_stop_gives_identical_weights(inputs, uninterrupted, tmp_pa
     first = _train(inputs, tmp_path, stop_after_steps=3)  # mid-epoch checkpoint, then stop
     assert first["stopped"] and not (tmp_path / "model.pt").exists()
     assert _weights(tmp_path / "resume" / "last.pt")["state"]["step"] == 3
-    second = _train(inputs, tmp_path)
+    # resumed without keep_checkpoints: the checkpoints go once model.pt is written
+    second = _train(inputs, tmp_path, settings=resolved("et"))
     assert not second["stopped"] and second["global_step"] == 8
+    assert not (tmp_path / "resume").exists()
     _assert_same_state(
         _weights(tmp_path / "model.pt")["state_dict"],
         _weights(reference / "model.pt")["state_dict"],
-    )
-    _assert_same_state(
-        _weights(tmp_path / "resume" / "last.pt")["model"],
-        _weights(reference / "resume" / "last.pt")["model"],
     )
     assert _losses(tmp_path / "train_log.csv") == _losses(reference / "train_log.csv")
 
@@ -151,9 +152,47 @@ def test_changed_settings_ignore_the_checkpoint(inputs, uninterrupted, tmp_path,
     assert steps == [1, 2, 3, 4] and "ignoring" in caplog.text
 
 
+def test_configured_weights_are_used_and_recorded(inputs, tmp_path):
+    """A state dict registered as model.pretrained with its sha256: loaded, its full sha256 in
+    model.pt and load_model's metadata; another sha256 refuses it before any step."""
+    import torchvision
+
+    from gazeloc.weights import WeightsError, check_record, sha256_file
+
+    torch.manual_seed(11)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(state, tmp_path / "encoder.pth")
+    sha = sha256_file(tmp_path / "encoder.pth")
+    record = tmp_path / "check.json"
+    record.write_text(json.dumps(check_record(tmp_path / "encoder.pth", sha, "x")))
+    settings = resolved("et", epochs=1)
+    settings["model"].update(pretrained=str(tmp_path / "encoder.pth"), pretrained_sha256=sha)
+    seen = []
+    real_build = loop.build_model
+
+    def build(*args, **kw):
+        model = real_build(*args, **kw)
+        seen.append(model.encoder.conv1.weight.detach().clone())
+        return model
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "build_model", build)
+        _train(inputs, tmp_path / "run", settings=settings, weights_check=record)
+    assert torch.equal(seen[0], state["conv1.weight"])
+    _, meta = load_model(tmp_path / "run" / "model.pt")
+    assert meta["weights_sha256"] == sha
+    assert meta["gazeloc_version"] == gazeloc.__version__ and meta["git_commit"]
+    settings["model"]["pretrained_sha256"] = "0" * 64
+    steps = []
+    with pytest.raises(WeightsError, match="does not match"):
+        _train(inputs, tmp_path / "other", settings=settings, on_step=steps.append)
+    assert steps == [] and not (tmp_path / "other" / "model.pt").exists()
+
+
 def test_model_pt_round_trip(inputs, uninterrupted):
     out, summary = uninterrupted
     model, meta = load_model(out / "model.pt")
+    assert meta["weights_sha256"] == "random"
     assert meta["experiment"] == "test_et" and meta["seed"] == 3
     assert meta["epoch"] == summary["best_epoch"] and meta["model"]["backbone"] == "resnet18"
     assert meta["ablation"] == {"lsh": True, "brn": True, "mra": True, "mtl": True}

@@ -15,8 +15,10 @@ from gazeloc.train.settings import (
     TrainingOptions,
     ablation_flags,
     method_settings,
+    parse_runtime_options,
     resolve_experiment,
     rule_params,
+    runtime_options,
     train_inputs,
     train_targets,
 )
@@ -88,6 +90,7 @@ def test_schema_defaults_are_the_paper_settings(schema):
     assert model == {
         "backbone": "resnet50",
         "pretrained": "imagenet",
+        "pretrained_sha256": None,
         "layers": [3, 4],
         "grid": None,
         "decoder": True,
@@ -143,13 +146,25 @@ def test_runtime_keys_are_not_method_settings(config):
     method = method_settings(resolved)
     assert "workers" not in method["training"] and "device" not in method["training"]
     params = rule_params(config, "et")
-    assert '"device"' in params["runtime"] and '"device"' not in params["settings"]
-    assert '"workers"' not in params["runtime"] + params["settings"]  # from the job's threads
+    assert set(params) == {"settings"} and '"device"' not in params["settings"]
+    runtime = runtime_options(config, "et")
+    assert runtime == "device=auto,compile=0,checkpoint_minutes=10.0,keep_checkpoints=0"
+    assert parse_runtime_options(runtime) == {
+        "device": "auto",
+        "compile": False,
+        "checkpoint_minutes": 10.0,
+        "keep_checkpoints": False,
+    }
     changed = copy.deepcopy(config)
-    changed["training"]["workers"] = 7
-    assert rule_params(changed, "et")["settings"] == params["settings"]
+    changed["training"].update(
+        workers=7, device="cuda", compile=True, checkpoint_minutes=2.5, keep_checkpoints=True
+    )
+    assert rule_params(changed, "et") == params
+    assert parse_runtime_options(runtime_options(changed, "et"))["checkpoint_minutes"] == 2.5
     changed["experiment_settings"]["ellipse"]["training"] = {"lr": 0.01}
     assert rule_params(changed, "et")["settings"] == params["settings"]  # other experiment
+    with pytest.raises(ValueError, match="not a runtime-only"):
+        parse_runtime_options("lr=0.1")
 
 
 @pytest.mark.parametrize(

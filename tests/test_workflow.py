@@ -114,8 +114,8 @@ def _stale(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 # After the tiny run (3 REFLACX phases, 2 shards, experiments unannotated/ellipse/et, seed 1):
-# what a dry run must list after each change (docs/cluster.md#what-reruns-after-a-change). The report is rebuilt by
-# `make demo` each time and is not a job.
+# what a dry run must list after each change (docs/cluster.md#what-reruns-after-a-change).
+# The report is rebuilt by `make demo` each time and is not a job.
 # One evaluation job per experiment and seed writes both splits.
 _AFTER_TRAIN = {
     "selection": 1,
@@ -191,18 +191,21 @@ RERUNS = {
         "training:\n  vanishing_ellipses: skip\n",
         {"train": 1, "evaluate": 1, **_AFTER_TRAIN},  # ellipse only
     ),
-    "one more seed": ("seeds: [1, 2]
-", {"train": 3, "evaluate": 3, **_AFTER_TRAIN}),
+    "one more seed": ("seeds: [1, 2]\n", {"train": 3, "evaluate": 3, **_AFTER_TRAIN}),
     # a method key: every training reruns (its job retrains only if the effective precision
     # changes; on the CPU auto and fp32 are both fp32, so it finishes from its checkpoint)
     "training.precision": (
-        "training:
-  precision: fp32
-",
+        "training:\n  precision: fp32\n",
         {"train": 3, "evaluate": 3, **_AFTER_TRAIN},
     ),
     "worker counts": (
         "training:\n  workers: 1\nevaluation:\n  workers: 1\nsynthetic:\n  workers: 2\n",
+        {},
+    ),
+    # runtime-only: how fast a job runs or what it leaves behind, never its results
+    "devices, compile, checkpoints, evaluation batch size": (
+        "training:\n  device: auto\n  compile: true\n  checkpoint_minutes: 1.5\n"
+        "  keep_checkpoints: true\nevaluation:\n  device: auto\n  batch_size: 3\n",
         {},
     ),
 }
@@ -272,6 +275,53 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "config key 'images.size'" in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_structured_config_values_are_typed(tmp_path):
+    result = _run(
+        ["-n", "--config", "images={'size': 96}", "seeds=[1,2]", "training={'epochs': 2}"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train" in result.stdout
+
+
+def _imagenet_run(tmp_path, args, env=None):
+    return _run(
+        ["--configfile", TINY, "--config", "model={'pretrained': 'imagenet'}", *args],
+        tmp_path,
+        env=env,
+    )
+
+
+def test_missing_weights_stop_the_run_before_any_job(tmp_path):
+    cache = tmp_path / "torch-home"
+    target = "results-tiny/models/unannotated/seed1/model.pt"
+    result = _imagenet_run(tmp_path, ["--cores", "1", target], {"TORCH_HOME": str(cache)})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "resnet18-f37072fd.pth" in out and str(cache / "hub" / "checkpoints") in out
+    assert "gazeloc fetch-weights --backbone resnet18" in out
+    assert not (tmp_path / "results-tiny" / "synthetic").exists()
+    assert not (tmp_path / target).exists()
+
+
+def test_configured_weights_are_checked_by_a_local_rule(tmp_path):
+    import torch
+    import torchvision
+
+    from gazeloc.weights import sha256_file
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "enc.pth")
+    sha = sha256_file(tmp_path / "enc.pth")
+    model = f"model={{'pretrained': '{tmp_path / 'enc.pth'}', 'pretrained_sha256': '{sha}'}}"
+    result = _run(["-n", "--configfile", TINY, "--config", model], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _stale(result)["pretrained_weights"] == 3
+    typo = _run(
+        ["-n", "--configfile", TINY, "--config", "model={'pretrained': 'imagnet'}"], tmp_path
+    )
+    assert typo.returncode != 0 and "did you mean 'imagenet'" in typo.stdout + typo.stderr
 
 
 def test_real_source_requires_paths(tmp_path):

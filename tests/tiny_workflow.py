@@ -82,10 +82,14 @@ def snakefile(workdir: Path) -> Path:
 
 
 def run(
-    args: list[str], workdir: Path, timeout: int = 600, prefix: tuple[str, ...] = ()
+    args: list[str],
+    workdir: Path,
+    timeout: int = 600,
+    prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Snakemake on ``workdir`` with the test's interpreter first on PATH (jobs run
-    ``python -m gazeloc``)."""
+    ``python -m gazeloc``); ``env``: more environment variables."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     snakemake = [sys.executable, "-m", "snakemake", "-s", str(snakefile(workdir))]
     return subprocess.run(
@@ -93,7 +97,7 @@ def run(
         capture_output=True,
         text=True,
         timeout=timeout + 60,
-        env={**os.environ, "PATH": path},
+        env={**os.environ, "PATH": path, **(env or {})},
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from gazeloc.errors import DataFormatError
 from gazeloc.ioutil import atomic_write_text
 from gazeloc.labeler.rules_io import MODES as LABELER_MODES
+from gazeloc.provenance import git_commit, version
 
 log = logging.getLogger("gazeloc")
 
@@ -100,10 +101,11 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from gazeloc.train.loop import train
+    from gazeloc.train.settings import parse_runtime_options
 
     settings = json.loads(args.settings)
     training = settings.setdefault("training", {})
-    training.update(json.loads(args.runtime) if args.runtime else {})
+    training.update(parse_runtime_options(args.runtime))
     if args.workers is not None:
         training["workers"] = args.workers
     torch.set_num_threads(max(1, args.threads))
@@ -117,8 +119,29 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         stop_after_steps=args.stop_after_steps,
+        weights=args.weights,
+        weights_check=args.weights_check,
         data_roots=dict(item.partition("=")[::2] for item in args.data_roots),
     )
+    return 0
+
+
+def _check_weights(args: argparse.Namespace) -> int:
+    from gazeloc.weights import check_record
+
+    record = check_record(args.file, args.expect or None, args.source)
+    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
+    log.info("%s: sha256 %s", args.file, record["sha256"])
+    return 0
+
+
+def _fetch_weights(args: argparse.Namespace) -> int:
+    from gazeloc.weights import IMAGENET_FILES, fetch
+
+    backbones = list(IMAGENET_FILES) if args.all else args.backbone
+    for backbone in backbones:
+        path = fetch(backbone, progress=not args.no_progress)
+        print(f"{backbone}: {path}")
     return 0
 
 
@@ -325,6 +348,7 @@ def _tables(args: argparse.Namespace) -> int:
         readings=readings,
         bootstrap_samples=args.bootstrap_samples,
         interrater=interrater,
+        provenance=[_model_provenance(path) for path in args.models],
         **tables_options(info, experiments),
     )
     log.info("tables: %s", ", ".join(str(p) for p in written.values()))
@@ -371,6 +395,21 @@ def _report_tables(args: argparse.Namespace) -> int:
     for path in write_html_tables(args.markdown, args.out_dir):
         print(path)
     return 0
+
+
+def _model_provenance(path: Path) -> dict[str, object]:
+    """A ``model.pt``'s run and provenance (for summary.md)."""
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return {
+        "experiment": payload.get("experiment"),
+        "seed": payload.get("seed"),
+        **{
+            k: payload.get(k, "unknown")
+            for k in ("weights_sha256", "gazeloc_version", "git_commit")
+        },
+    }
 
 
 def _figures(args: argparse.Namespace) -> int:
@@ -445,6 +484,14 @@ def _figures(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the package version and the commit of its checkout (computed lazily)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"gazeloc {version()} (commit {git_commit()})")
+        parser.exit()
+
+
 def _predict(args: argparse.Namespace) -> int:
     import torch
 
@@ -475,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Eye-tracking localization supervision for chest x-ray classifiers.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="print the version and git commit and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -609,7 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--runtime",
         default="",
-        help="JSON of runtime-only training keys (workers, device, compile, checkpoint_minutes)",
+        help="runtime-only training keys as KEY=VALUE,... (device, compile, checkpoint_minutes, "
+        "keep_checkpoints)",
+    )
+    p.add_argument("--weights", type=Path, default=None, help="pretrained encoder weights file")
+    p.add_argument(
+        "--weights-check", type=Path, default=None, help="the weights rule's record (JSON)"
     )
     p.add_argument("--seed", type=int, required=True, help="seed of the run")
     p.add_argument("--index", type=Path, required=True, help="images/index.parquet")
@@ -636,6 +691,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="save a checkpoint and stop after N steps (for testing resume)",
     )
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "check-weights",
+        help="check a pretrained weights file's sha256 and record it (the weights rule)",
+        description="Hash FILE (sha256), refuse it unless the hash starts with EXPECT (the "
+        "prefix in a torchvision file name, or a full configured hash), write the record.",
+    )
+    p.add_argument("--file", type=Path, required=True, help="weights file")
+    p.add_argument("--expect", default="", help="expected sha256 or its prefix (empty: any)")
+    p.add_argument("--source", default="", help="the configured model.pretrained")
+    p.add_argument("--out", type=Path, required=True, help="record (JSON)")
+    p.set_defaults(func=_check_weights)
+
+    p = sub.add_parser(
+        "fetch-weights",
+        help="download torchvision's ImageNet ResNet weights into the torch cache (needs network)",
+        description="Run once on a machine with network (e.g. a cluster login node, with the "
+        "same TORCH_HOME as the jobs): downloads the IMAGENET1K_V1 file of each backbone into "
+        "$TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints) with torchvision's "
+        "hash check. Workflow runs never download.",
+    )
+    p.add_argument(
+        "--backbone",
+        nargs="+",
+        choices=("resnet18", "resnet34", "resnet50"),
+        default=["resnet50"],
+        help="backbone(s) (default resnet50, the paper's)",
+    )
+    p.add_argument("--all", action="store_true", help="every backbone")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_fetch_weights)
 
     p = sub.add_parser(
         "label",
@@ -844,6 +930,13 @@ def build_parser() -> argparse.ArgumentParser:
         "as CSV and Markdown, and selection.csv.",
     )
     p.add_argument("--metrics", type=Path, nargs="+", required=True, help="tidy parquet files")
+    p.add_argument(
+        "--models",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="model.pt of each run: their weights sha256, version and commit go into summary.md",
+    )
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--experiments", nargs="*", default=[], help="order of the experiments")
     p.add_argument("--ci-method", choices=("t", "normal_pop"), default="t")

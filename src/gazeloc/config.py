@@ -1,17 +1,31 @@
 """Configuration validation with messages that name the key and its allowed values.
 
-The Snakefile calls :func:`check_config` before ``snakemake.utils.validate`` (which also fills
-in the schema's defaults), so that a wrong type, an unknown key or an out-of-range value stops
-the run before any job with a one-line explanation.
+The Snakefile calls :func:`coerce_config` and then :func:`check_config` before
+``snakemake.utils.validate`` (which also fills in the schema's defaults), so that a wrong type,
+an unknown key or an out-of-range value stops the run before any job with a one-line
+explanation.
+
+Typed overrides: Snakemake reads a structured ``--config`` value
+(``--config "training={'epochs': 2}"``, ``seeds=[1,2]``) with YAML's BaseLoader, so every
+scalar in it arrives as a string. :func:`coerce_config` converts such strings to the types the
+schema allows at their key (integer, number, boolean, null; in lists and nested sections too).
+Where a key allows several types (``type: [integer, string]``, ``oneOf``/``anyOf``), they are
+tried in the schema's order and the first that parses wins; a string that fits none is left as
+it is, for :func:`check_config` to refuse.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NO = object()
 
 
 class ConfigError(ValueError):
@@ -54,6 +68,95 @@ def _subschema(schema: dict[str, Any], path: list[Any]) -> dict[str, Any]:
 def load_schema(path: str | Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` (``#/$defs/...``)."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        node: Any = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema if isinstance(schema, dict) else {}
+
+
+def _alternatives(schema: dict[str, Any], root: dict[str, Any]) -> list[dict[str, Any]]:
+    """The single-type alternatives a key allows, in the schema's order."""
+    schema = _resolve(schema, root)
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            return [a for sub in schema[key] for a in _alternatives(sub, root)]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return [{**schema, "type": k} for k in kind]
+    return [schema]
+
+
+def _parse(text: str, schema: dict[str, Any]) -> Any:
+    """``text`` as the type of ``schema`` (a single-type alternative), or ``_NO``."""
+    kind = schema.get("type")
+    if kind is None and ("enum" in schema or "const" in schema):
+        choices = schema.get("enum", [schema.get("const")])
+        for choice in choices:
+            if choice == text or (not isinstance(choice, str) and _parse_scalar(text) == choice):
+                return choice
+        return _NO
+    if kind == "string":
+        choices = schema.get("enum")
+        return text if choices is None or text in choices else _NO
+    value = _parse_scalar(text, kind)
+    if value is _NO or ("enum" in schema and value not in schema["enum"]):
+        return _NO
+    return value
+
+
+def _parse_scalar(text: str, kind: str | None = None) -> Any:
+    stripped = text.strip()
+    if kind in (None, "integer") and _INTEGER.fullmatch(stripped):
+        return int(stripped)
+    if kind in (None, "number") and _NUMBER.fullmatch(stripped):
+        return int(stripped) if _INTEGER.fullmatch(stripped) else float(stripped)
+    if kind in (None, "boolean") and stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    if kind in (None, "null") and stripped in ("null", "Null", "NULL", "~", ""):
+        return None
+    return _NO
+
+
+def _coerce(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    alternatives = _alternatives(schema, root)
+    if isinstance(value, dict):
+        for alt in alternatives:
+            if alt.get("type", "object") == "object" and (
+                "properties" in alt or isinstance(alt.get("additionalProperties"), dict)
+            ):
+                props = alt.get("properties", {})
+                extra = alt.get("additionalProperties")
+                for key in list(value):
+                    sub = props.get(key, extra if isinstance(extra, dict) else None)
+                    if sub is not None:
+                        value[key] = _coerce(value[key], sub, root)
+                break
+        return value
+    if isinstance(value, list):
+        for alt in alternatives:
+            if alt.get("type") == "array" and isinstance(alt.get("items"), dict):
+                return [_coerce(v, alt["items"], root) for v in value]
+        return value
+    if isinstance(value, str):
+        for alt in alternatives:
+            parsed = _parse(value, alt)
+            if parsed is not _NO:
+                return parsed
+    return value
+
+
+def coerce_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """Convert string values to the types the schema allows at their keys, in place (module
+    doc); returns ``config``."""
+    schema = load_schema(schema_path)
+    _coerce(config, schema, schema)
+    return config
 
 
 def check_config(config: dict[str, Any], schema_path: str | Path) -> None:

@@ -5,6 +5,9 @@ changes. Bump a stage's number in the same commit as a code change that changes 
 stage writes (a fixed bug, a new column, other numbers): the next run redoes that stage and
 everything downstream of it, and nothing else. Refactors, speed-ups that give identical
 outputs, log messages and documentation do not need a bump.
+
+``tests/test_stage_versions.py`` fails when a stage's code changed without a decision; record
+one with ``python -m gazeloc.stageguard update`` (:mod:`gazeloc.stageguard`, CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ STAGE_VERSIONS: dict[str, int] = {
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction
     "figure1": 2,  # gazeloc.gaze.figure: Figure 1 (its own key: a redraw reruns nothing else)
-    "train": 5,  # gazeloc.model, gazeloc.train: trained models (4: model card, image settings;
-    # 5: effective precision and device type in model.pt, warmup_seconds in train_log.csv)
+    "train": 5,  # gazeloc.model, gazeloc.train, gazeloc.weights: trained models (4: model card,
+    # image settings; 5: effective precision and device type, weights sha256, version and
+    # commit in model.pt, warmup_seconds in train_log.csv)
     "evaluate": 2,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics and per-item results
-    "tables": 3,  # gazeloc.report: tables, comparisons, inter-rater table, figures, HTML tables
+    "tables": 3,  # gazeloc.report: tables, comparisons, inter-rater table, figures, HTML tables,
+    # provenance in summary.md
     "predict": 1,  # gazeloc.predict: predictions, heatmaps and overlays of new images
 }
 

@@ -3,6 +3,7 @@ import json
 import shlex
 from pathlib import Path
 
+import gazeloc
 from gazeloc.versions import stage_version
 
 RESULTS = config["results_dir"].rstrip("/")
@@ -11,11 +12,21 @@ BENCH = f"{RESULTS}/benchmarks"
 SYNTH = f"{RESULTS}/synthetic"
 ENV = "../../envs/gazeloc.yaml"
 
-# Rules run `python -m gazeloc` from this workflow's own source tree, so the code that runs is
-# the code of this checkout, inside or outside a conda environment (jobs inherit PYTHONPATH).
+# The package's folder (this checkout's src/gazeloc, or the installed package): its shipped
+# data files are found there.
+PACKAGE_DIR = Path(gazeloc.__file__).resolve().parent
+
+# Rules run `python -m gazeloc` from this workflow's own source tree when it has one, so the
+# code that runs is the code of this checkout, inside or outside a conda environment (jobs
+# inherit PYTHONPATH); PYTHONSAFEPATH keeps the working directory off the module path.
 shell.prefix(
-    f"export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
-    "${{PYTHONPATH:+:$PYTHONPATH}}; "
+    "export PYTHONSAFEPATH=1; "
+    + (
+        f"export PYTHONPATH={shlex.quote(str(GAZELOC_ROOT / 'src'))}"
+        "${{PYTHONPATH:+:$PYTHONPATH}}; "
+        if (GAZELOC_ROOT / "src" / "gazeloc").is_dir()
+        else ""
+    )
 )
 
 
@@ -44,7 +55,7 @@ def val_subjects_file():
         return config["data"]["val_subjects_file"]
     if is_synthetic():
         return f"{SYNTH}/val_subjects.txt"
-    return str(Path(workflow.basedir) / "src/gazeloc/data/val_subjects_paper.txt")
+    return str(PACKAGE_DIR / "data/val_subjects_paper.txt")
 
 
 def synthetic_settings():

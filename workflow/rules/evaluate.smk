@@ -57,30 +57,21 @@ rule evaluate:
         gpu=1,
         mem_mb=16000,
         runtime=120,
+        # runtime-only (resources are no reason to rerun)
+        run_batch_size=config["evaluation"]["batch_size"],
+        run_device=config["evaluation"]["device"],
     params:
         version=stage_version("evaluate"),
         thresholds=" ".join(str(t) for t in sorted(config["evaluation"]["thresholds"])),
         sources=" ".join(config["evaluation"]["sources"]),
-        batch_size=config["evaluation"]["batch_size"],
-        device=config["evaluation"]["device"],
     shell:
         "python -m gazeloc evaluate --model {input.model} --index {input.index}"
         " --manifest {input.manifest} --ellipses {input.ellipses} --split val test"
         " --experiment {wildcards.experiment} --seed {wildcards.seed}"
         " --thresholds {params.thresholds} --sources {params.sources}"
-        " --batch-size {params.batch_size} --device {params.device}"
+        " --batch-size {resources.run_batch_size} --device {resources.run_device}"
         " --workers $(( {threads} - 1 )) --threads {threads}"
         " --out-dir $(dirname {output.val:q}) > {log} 2>&1"
-
-
-localrules:
-    selection,
-    tables,
-    comparisons,
-    interrater,
-    iou_figure,
-    learning_curves,
-    roc,
 
 
 # Human benchmark: IoU between radiologists reading the same phase 1-2 image (own job: it
@@ -95,6 +86,7 @@ rule interrater:
         f"{LOGS}/interrater.log",
     benchmark:
         f"{BENCH}/interrater.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -120,6 +112,7 @@ rule selection:
         f"{LOGS}/selection.log",
     benchmark:
         f"{BENCH}/selection.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -143,6 +136,7 @@ rule tables:
         metrics=lambda w: report_cfg.metrics_inputs(config, RESULTS, workflow.rules),
         per_item=lambda w: report_cfg.item_inputs(config, RESULTS, workflow.rules),
         interrater=INTERRATER[:1],
+        models=lambda w: report_cfg.model_inputs(config, RESULTS, workflow.rules),
     output:
         **{
             f"{name}_{ext}": f"{TABLES}/{name}.{ext}"
@@ -153,6 +147,7 @@ rule tables:
         f"{LOGS}/tables.log",
     benchmark:
         f"{BENCH}/tables.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -175,6 +170,7 @@ rule tables:
         ),
     shell:
         "python -m gazeloc tables --no-selection --metrics {input.metrics}"
+        " --models {input.models}"
         " --out-dir $(dirname {output.summary_csv:q})"
         " --experiments {params.experiments} --ci-method {params.ci_method}"
         " --bootstrap --bootstrap-samples {params.bootstrap_samples} {params.interrater}"
@@ -193,6 +189,7 @@ rule comparisons:
         f"{LOGS}/comparisons.log",
     benchmark:
         f"{BENCH}/comparisons.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -227,6 +224,7 @@ rule iou_figure:
         f"{LOGS}/iou_figure.log",
     benchmark:
         f"{BENCH}/iou_figure.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -299,6 +297,7 @@ rule learning_curves:
         f"{LOGS}/learning_curves.log",
     benchmark:
         f"{BENCH}/learning_curves.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1
@@ -330,6 +329,7 @@ rule roc:
         f"{LOGS}/roc.log",
     benchmark:
         f"{BENCH}/roc.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1

@@ -2,10 +2,7 @@
 # The labeler's rule files are inputs, so editing a phrase list relabels the reports.
 
 LABELS = f"{RESULTS}/labels"
-LABELER_RULES = sorted(
-    str(p)
-    for p in (Path(workflow.basedir) / "src/gazeloc/labeler/rules").rglob("*.yaml")
-)
+LABELER_RULES = sorted(str(p) for p in (PACKAGE_DIR / "labeler/rules").rglob("*.yaml"))
 
 
 # REFLACX phases present: all three for real data; those with readings when synthetic.
@@ -28,9 +25,7 @@ if config["data"]["labeler_dev_ids_file"]:
 elif is_synthetic():
     LABELER_DEV_IDS = f"{SYNTH}/labeler_dev_reading_ids.txt"
 else:
-    LABELER_DEV_IDS = str(
-        Path(workflow.basedir) / "src/gazeloc/data/labeler_dev_reading_ids_paper.txt"
-    )
+    LABELER_DEV_IDS = str(PACKAGE_DIR / "data/labeler_dev_reading_ids_paper.txt")
 
 
 TARGETS.extend(

@@ -40,12 +40,13 @@ rule predict:
         gpu=1,
         mem_mb=16000,
         runtime=120,
+        # runtime-only (resources are no reason to rerun)
+        run_batch_size=config["evaluation"]["batch_size"],
+        run_device=config["evaluation"]["device"],
     params:
         version=stage_version("predict"),
-        batch_size=config["evaluation"]["batch_size"],
-        device=config["evaluation"]["device"],
     shell:
         "python -m gazeloc predict --model {input.model} {input.images:q}"
         " --out $(dirname {output.predictions:q}) --selection {input.selection:q}"
-        " --batch-size {params.batch_size} --device {params.device}"
+        " --batch-size {resources.run_batch_size} --device {resources.run_device}"
         " --workers $(( {threads} - 1 )) --threads {threads} --no-progress > {log} 2>&1"

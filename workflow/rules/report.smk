@@ -10,10 +10,6 @@ REPORT_TABLES_DIR = f"{RESULTS}/report/tables"
 TARGETS.extend(f"{REPORT_TABLES_DIR}/{name}.html" for name in REPORT_TABLE_SOURCES)
 
 
-localrules:
-    report_tables,
-
-
 rule report_tables:
     input:
         **REPORT_TABLE_SOURCES,
@@ -31,6 +27,7 @@ rule report_tables:
         f"{LOGS}/report_tables.log",
     benchmark:
         f"{BENCH}/report_tables.tsv"
+    localrule: True
     conda:
         ENV
     threads: 1

@@ -1,6 +1,12 @@
 # Training: one job per enabled experiment x seed (a GPU job on a cluster), resumable.
-# Outputs: results/models/{experiment}/seed{seed}/model.pt, model_card.md and train_log.csv; the resume
-# checkpoint under .../resume/ is not declared, so Snakemake never deletes it.
+# Outputs: results/models/{experiment}/seed{seed}/model.pt, model_card.md and
+# train_log.csv; the resume checkpoint under .../resume/ is not declared, so Snakemake never
+# deletes it (a killed job resumes from it); the job removes it after success unless
+# training.keep_checkpoints.
+# Pretrained weights are an input: the pretrained_weights rule checks the file (found in the
+# torch cache or at model.pretrained) and records its sha256; a missing file stops the run
+# before any job (gazeloc.weights). Runtime-only keys (device, compile, checkpoint_minutes,
+# keep_checkpoints) reach the job as a resource, which is no reason to rerun.
 # Targets are computed when the DAG is built, after every rule file is read: an experiment
 # whose heatmaps/ellipses file no rule makes yet is left out (with a message).
 from gazeloc.train import settings as train_cfg
@@ -13,6 +19,33 @@ TARGETS.append(
         or any(r.is_producer(path) for r in workflow.rules),
     )
 )
+
+
+rule pretrained_weights:
+    input:
+        lambda w: train_cfg.train_inputs(config, RESULTS, w.experiment)["weights"],
+    output:
+        train_cfg.weights_record(RESULTS, "{experiment}"),
+    log:
+        f"{LOGS}/weights/{{experiment}}.log",
+    benchmark:
+        f"{BENCH}/weights/{{experiment}}.tsv"
+    wildcard_constraints:
+        experiment="|".join(train_cfg.EXPERIMENTS),
+    localrule: True
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        version=stage_version("train"),
+        source=lambda w: train_cfg.weights_params(config, w.experiment)["source"],
+        expect=lambda w: train_cfg.weights_params(config, w.experiment)["expect"],
+    shell:
+        "python -m gazeloc check-weights --file {input:q} --expect {params.expect:q}"
+        " --source {params.source:q} --out {output:q} > {log} 2>&1"
 
 
 rule train:
@@ -35,20 +68,20 @@ rule train:
         gpu=1,
         mem_mb=16000,
         runtime=1440,
+        run_options=lambda w: train_cfg.runtime_options(config, w.experiment),
     params:
         version=stage_version("train"),
         settings=lambda w: train_cfg.rule_params(config, w.experiment)["settings"],
-        runtime_options=lambda w: train_cfg.rule_params(config, w.experiment)["runtime"],
         annotations=lambda w, input: " ".join(
-            f"--{kind} {input[kind]}"
-            for kind in ("heatmaps", "ellipses")
+            f"--{kind.replace('_', '-')} {input[kind]}"
+            for kind in ("heatmaps", "ellipses", "weights", "weights_check")
             if kind in input.keys()
         ),
         reflacx=reflacx_dir(),
         mimic=mimic_dir(),
     shell:
         "python -m gazeloc train --settings {params.settings:q}"
-        " --runtime {params.runtime_options:q} --seed {wildcards.seed}"
+        " --runtime {resources.run_options:q} --seed {wildcards.seed}"
         " --index {input.index} --manifest {input.manifest} {params.annotations}"
         " --out-dir $(dirname {output.model:q}) --threads {threads}"
         " --data-roots reflacx={params.reflacx:q} mimic={params.mimic:q}"

@@ -38,11 +38,11 @@ def file_sha256(path: str | Path) -> str:
 def initialisation_facts(pretrained: str, backbone: str) -> dict[str, Any]:
     """Where the encoder's starting weights came from (``model.pretrained``), with the weight
     file and its SHA-256 when one was loaded (the same decision as ``load_encoder_weights``)."""
-    from gazeloc.model.network import _imagenet_weight_file
+    from gazeloc.weights import weights_spec
 
     if pretrained == "none":
         return {"pretrained": "none", "weights": "random initialisation"}
-    path = _imagenet_weight_file(backbone) if pretrained == "imagenet" else Path(pretrained)
+    path = weights_spec({"backbone": backbone, "pretrained": pretrained}).path
     if pretrained == "imagenet" and not path.is_file():
         return {
             "pretrained": "imagenet",

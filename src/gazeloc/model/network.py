@@ -51,7 +51,8 @@ class ModelSettings:
 
     ``grid`` None means the resolution of the shallowest listed layer (``size / 16`` for layer3,
     ``size / 32`` for layer4 alone). ``pretrained`` is ``"imagenet"``, ``"none"`` or a path to a
-    torchvision ResNet state dict (only read by :func:`build_model`).
+    torchvision ResNet state dict (only read by :func:`build_model`), checked against
+    ``pretrained_sha256`` when that is given.
     """
 
     backbone: str = "resnet50"
@@ -60,6 +61,7 @@ class ModelSettings:
     decoder: bool = True
     double_normalization: bool = True
     pretrained: str = "imagenet"
+    pretrained_sha256: str | None = None
     input_size: int = 512
     n_labels: int = field(default=N_LABELS)
 
@@ -248,39 +250,32 @@ def image_probabilities(grid_logits: Tensor) -> Tensor:
 # --- construction and weights ------------------------------------------------------------
 
 
-def _imagenet_weight_file(backbone: str) -> Path:
-    import torchvision
+def load_encoder_weights(
+    model: GazeLocNet, source: str, *, path: str | Path | None = None, sha256: str | None = None
+) -> str:
+    """Load ResNet weights into the encoder; return the full sha256 of the file (``"random"``
+    for ``source`` none).
 
-    weights = getattr(torchvision.models, f"ResNet{backbone[6:]}_Weights").IMAGENET1K_V1
-    name = Path(weights.url).name
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
-
-
-def load_encoder_weights(model: GazeLocNet, source: str) -> str:
-    """Load ResNet weights into the encoder; return what was loaded (for the log).
-
-    ``source``: ``"none"`` (random), ``"imagenet"`` (torchvision's IMAGENET1K_V1 file from the
-    torch hub cache, ``$TORCH_HOME/hub/checkpoints/``; if it is absent the run logs so and keeps
-    random weights — no download is ever attempted), or a path to a state dict (a torchvision
-    ResNet's, or a dict holding one under ``state_dict``; ``fc.*`` keys are ignored). A missing
-    path is an error. Files are read with ``weights_only=True``.
+    ``source``: ``"none"`` (random), ``"imagenet"`` (torchvision's IMAGENET1K_V1 file in the
+    torch hub cache, checked against the sha256 prefix in its name) or a path to a state dict
+    (a torchvision ResNet's, or a dict holding one under ``state_dict``; ``fc.*`` keys are
+    ignored), checked against ``sha256`` when given. ``path`` overrides where the file is read.
+    A missing or mismatching file is an error (:class:`gazeloc.model.weights.WeightsError`):
+    there is no fallback to random weights and no download. Read with ``weights_only=True``.
     """
+    from gazeloc import weights
+
     if source == "none":
-        return "random initialisation (model.pretrained: none)"
-    if source == "imagenet":
-        path = _imagenet_weight_file(model.settings.backbone)
-        if not path.is_file():
-            message = (
-                f"ImageNet weights for {model.settings.backbone} not found at {path} (no network "
-                "access at run time); starting from random weights. Place the file there to use "
-                "them"
-            )
-            log.warning(message)
-            return "random initialisation (ImageNet weights not in the torch cache)"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"model.pretrained: {path} does not exist")
+        return weights.RANDOM
+    spec = weights.weights_spec(
+        {"backbone": model.settings.backbone, "pretrained": source, "pretrained_sha256": sha256}
+    )
+    if path is not None:
+        spec = weights.WeightsSpec(spec.kind, spec.backbone, Path(path), spec.expect, source)
+    if not spec.path.is_file():
+        raise weights.WeightsError(spec.path, weights.missing_message(spec))
+    digest = weights.verify(spec.path, spec.expect)
+    path = spec.path
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
@@ -297,17 +292,29 @@ def load_encoder_weights(model: GazeLocNet, source: str) -> str:
                 f"{path}: {key} has shape {tuple(state[key].shape)}, not {value.shape}"
             )
     model.encoder.load_state_dict({k: state[k] for k in own})
-    log.info("encoder weights from %s", path)
-    return f"encoder weights from {path}"
+    log.info("encoder weights from %s (sha256 %s)", path, digest)
+    return digest
 
 
-def build_model(settings: ModelSettings, *, seed: int | None = None) -> GazeLocNet:
+def build_model(
+    settings: ModelSettings,
+    *,
+    seed: int | None = None,
+    weights_path: str | Path | None = None,
+    weights_sha256: str | None = None,
+) -> GazeLocNet:
     """A :class:`GazeLocNet` with PyTorch's default initialisation (seeded when ``seed`` is
-    given) and the encoder weights ``settings.pretrained`` asks for."""
+    given) and the encoder weights ``settings.pretrained`` asks for
+    (:func:`load_encoder_weights`); the sha256 of those weights is ``model.weights_sha256``."""
     if seed is not None:
         torch.manual_seed(seed)
     model = GazeLocNet(settings)
-    load_encoder_weights(model, settings.pretrained)
+    model.weights_sha256 = load_encoder_weights(
+        model,
+        settings.pretrained,
+        path=weights_path,
+        sha256=weights_sha256 or settings.pretrained_sha256,
+    )
     return model
 
 
@@ -316,9 +323,10 @@ def load_model(
 ) -> tuple[GazeLocNet, dict]:
     """The trained model of a ``model.pt`` (eval mode, on ``map_location``) and its metadata
     (experiment, seed, epoch, validation AUC, settings, the effective ``precision`` and the
-    ``device_type`` it was trained on, ...); ``meta["card"]`` holds the facts of the model card
-    (:func:`gazeloc.model.card.card_facts`, what ``model_card.md`` shows). Read with
-    ``weights_only=True``."""
+    ``device_type`` it was trained on, ``weights_sha256``, ``gazeloc_version``, ``git_commit``;
+    the last three ``"unknown"`` in files written before they were recorded); ``meta["card"]``
+    holds the facts of the model card (:func:`gazeloc.model.card.card_facts`, what
+    ``model_card.md`` shows). Read with ``weights_only=True``."""
     from gazeloc.model.card import card_facts
 
     payload = torch.load(path, map_location=map_location, weights_only=True)
@@ -327,6 +335,8 @@ def load_model(
     model.load_state_dict(payload["state_dict"])
     model.eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    for key in ("weights_sha256", "gazeloc_version", "git_commit"):
+        meta.setdefault(key, "unknown")
     meta["card"] = card_facts(meta)
     return model, meta
 

@@ -21,6 +21,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -631,6 +632,23 @@ def write_selection(
     return Path(path)
 
 
+def provenance_markdown(runs: Sequence[Mapping[str, Any]]) -> str:
+    """``summary.md``'s provenance section: per run, the sha256 of its pretrained encoder
+    weights (``random``: none), the gazeloc version and the git commit that trained it."""
+    lines = [
+        "## Provenance",
+        "",
+        "| Experiment | Seed | Pretrained weights (sha256) | gazeloc | Commit |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run.get('experiment')} | {run.get('seed')} | {run.get('weights_sha256')} | "
+            f"{run.get('gazeloc_version')} | {run.get('git_commit')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(
     metrics: pl.DataFrame,
     out_dir: str | Path,
@@ -645,6 +663,7 @@ def write_tables(
     readings: pl.DataFrame | None = None,
     bootstrap_samples: int = 1000,
     interrater: pl.DataFrame | None = None,
+    provenance: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Path]:
     """Write summary, auc_per_label, iou_per_label (and ablation) as .csv and .md, and
     ``selection.csv`` (per experiment, source and label: the validation-chosen threshold, its
@@ -661,7 +680,9 @@ def write_tables(
     has bootstrap CIs (``bootstrap_samples`` replicates, :mod:`gazeloc.report.bootstrap`).
     ``interrater`` (:mod:`gazeloc.report.interrater`'s table): the radiologists' agreement is
     shown beside the experiments in ``iou_per_label.md``. Hit rates in the metrics give
-    ``hit_rate_per_label`` and a summary row."""
+    ``hit_rate_per_label`` and a summary row. ``provenance``: per run, ``experiment``, ``seed``,
+    ``weights_sha256``, ``gazeloc_version`` and ``git_commit`` (a section of ``summary.md``,
+    :func:`provenance_markdown`)."""
     out = Path(out_dir)
     thresholds = select_thresholds(metrics)
     sources = select_sources(thresholds, source)
@@ -701,6 +722,8 @@ def write_tables(
             value = data_value(table, annotated_fractions or {})
             if value is not None:
                 md += "\n" + data_value_text(value) + "\n"
+            if provenance:
+                md += "\n" + provenance_markdown(provenance)
         else:
             md = per_label_markdown(
                 table,

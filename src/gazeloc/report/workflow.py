@@ -120,6 +120,11 @@ def item_inputs(config: dict[str, Any], results: str, rules: Iterable[Any]) -> l
     return item_files(results, trained_models(config, results, rules))
 
 
+def model_inputs(config: dict[str, Any], results: str, rules: Iterable[Any]) -> list[str]:
+    """Every trained run's ``model.pt`` (the tables record their weights and software)."""
+    return [p for p in trained_models(config, results, rules) if p.endswith("/model.pt")]
+
+
 def experiments_of(config: dict[str, Any], results: str, rules: Iterable[Any]) -> list[str]:
     """The experiments that are trained and evaluated, in config order."""
     return evaluated_experiments(trained_models(config, results, rules))

@@ -37,15 +37,17 @@ Files of a run folder ``{out}/`` (docs/outputs.md#models):
   ``labels``, ``ablation``, ``options``, ``precision`` (the effective one: ``fp32`` or
   ``bf16``) and ``device_type`` (``cpu`` or ``cuda``) of the training job, ``images`` (the
   frame settings of the shards: size, DCT scaling, resampling — what ``gazeloc predict``
-  repeats), ``initialisation`` (the encoder's starting weights and their SHA-256) and ``data``
-  (dataset roots, image counts by split);
+  repeats), ``initialisation`` (the encoder's starting weights and their SHA-256), ``data``
+  (dataset roots, image counts by split), ``weights_sha256`` (the full sha256 of the pretrained
+  weights file checked and loaded, or ``random``), ``gazeloc_version`` and ``git_commit``;
 * ``model_card.md`` — those facts for a reader (:mod:`gazeloc.model.card`);
 * ``train_log.csv`` — one row per epoch (:data:`LOG_COLUMNS` + per-label validation AUCs);
 * ``resume/last.pt`` — model, optimizer, position (epoch, step), the best so far and the log;
   written after each epoch and every ``checkpoint_minutes`` within an epoch;
   ``resume/best.pt`` — the best weights so far. A checkpoint whose fingerprint (method settings,
-  seed, input files' sizes and times) differs from the run's is ignored (logged). Kept after
-  the run, so that rerunning a finished run only rewrites the outputs.
+  seed, input files' sizes and times, the pretrained weights) differs from the run's is ignored
+  (logged). Removed once ``model.pt`` and ``train_log.csv`` are written, unless
+  ``training.keep_checkpoints`` (a killed run keeps them and resumes from them).
 
 All checkpoints are read with ``torch.load(..., weights_only=True)`` and written atomically.
 """
@@ -59,6 +61,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -71,6 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from gazeloc import weights as pretrained_weights
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, image_probabilities
@@ -81,6 +85,7 @@ from gazeloc.model.card import (
     render_card,
 )
 from gazeloc.model.losses import decoder_loss, mil_loss, total_loss
+from gazeloc.provenance import provenance
 from gazeloc.train.augment import augment_batch, sample_params
 from gazeloc.train.data import ImageLabelSet, TrainingData, build_data, collate
 from gazeloc.train.device import autocast, configure_backends, pick_device, resolve_precision
@@ -135,6 +140,33 @@ def fingerprint(resolved: dict[str, Any], seed: int, inputs: dict[str, Any]) -> 
         "inputs": {k: _file_stamp(v) for k, v in sorted(inputs.items())},
     }
     return hashlib.sha256(settings_json(payload).encode()).hexdigest()
+
+
+def _weights_sha(
+    msettings: ModelSettings, path: str | Path | None, check: str | Path | None
+) -> str:
+    """The sha256 of the pretrained weights a run uses (``random`` for none), verified against
+    the weights rule's record ``check`` and the expected hash; no file: the run stops here."""
+    if msettings.pretrained == "none":
+        return pretrained_weights.RANDOM
+    spec = pretrained_weights.weights_spec(
+        {
+            "backbone": msettings.backbone,
+            "pretrained": msettings.pretrained,
+            "pretrained_sha256": msettings.pretrained_sha256,
+        }
+    )
+    file = Path(path) if path is not None else spec.path
+    if not file.is_file():
+        raise pretrained_weights.WeightsError(file, pretrained_weights.missing_message(spec))
+    sha = pretrained_weights.verify(file, spec.expect)
+    if check is not None:
+        recorded = pretrained_weights.read_record(check)["sha256"]
+        if recorded != sha:
+            raise pretrained_weights.WeightsError(
+                file, f"sha256 {sha} differs from {recorded} recorded in {check} (file replaced?)"
+            )
+    return sha
 
 
 def model_settings(resolved: dict[str, Any]) -> ModelSettings:
@@ -520,10 +552,15 @@ def train(
     stop_after_steps: int | None = None,
     on_step: Callable[[int], None] | None = None,
     data: TrainingData | None = None,
+    weights: str | Path | None = None,
+    weights_check: str | Path | None = None,
     data_roots: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) one run; write ``model.pt``, ``model_card.md`` and ``train_log.csv``
     under ``out_dir``. ``data_roots`` (dataset name → folder) is recorded in the card.
+
+    ``weights``: the pretrained encoder file (default: where ``model.pretrained`` says);
+    ``weights_check``: the weights rule's record of it (its sha256 must still match).
 
     ``stop_after_steps`` saves a resume checkpoint after that many steps of the whole run and
     returns early (what a kill right after a checkpoint leaves behind); ``on_step(global_step)``
@@ -538,8 +575,9 @@ def train(
     log.info(
         "device %s, precision %s (training.precision %s)", device, precision, options.precision
     )
+    weights_sha = _weights_sha(msettings, weights, weights_check)
     inputs = {"index": index, "manifest": manifest, "heatmaps": heatmaps, "ellipses": ellipses}
-    fp = fingerprint(resolved, seed, inputs)
+    fp = fingerprint({**resolved, "weights_sha256": weights_sha}, seed, inputs)
     # global generators too, in case a library draws from them (the loop itself does not)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
@@ -560,7 +598,13 @@ def train(
         raise ValueError(
             f"{len(data.train)} training images are fewer than one batch of {options.batch_size}"
         )
-    model = build_model(msettings, seed=derived_seed(seed, "init")).to(device)
+    model = build_model(
+        msettings, seed=derived_seed(seed, "init"), weights_path=weights, weights_sha256=None
+    ).to(device)
+    if model.weights_sha256 != weights_sha:  # the file changed while this run started
+        raise pretrained_weights.WeightsError(
+            weights or "weights", f"sha256 {model.weights_sha256} != checked {weights_sha}"
+        )
     if uses_channels_last(options, device):
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, options)
@@ -782,10 +826,15 @@ def train(
         "images": manifest_image_settings(manifest),
         "initialisation": initialisation_facts(msettings.pretrained, msettings.backbone),
         "data": {"roots": dict(data_roots or {}), "counts": data_counts(data, index)},
+        "weights_sha256": weights_sha,
+        **provenance(),
     }
     _save(payload, out_dir / "model.pt")
     atomic_write_text(out_dir / "model_card.md", render_card(card_facts(payload)))
     atomic_write_text(out_dir / "train_log.csv", _log_csv(state["log"]))
+    if not options.keep_checkpoints:
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        log.info("removed %s (training.keep_checkpoints: false)", resume_dir)
     log.info(
         "best epoch %s (val AUC %s) -> %s", best["epoch"], best["val_auc"], out_dir / "model.pt"
     )

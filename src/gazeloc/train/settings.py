@@ -43,13 +43,14 @@ DECODER_TARGETS = ("soft", "binary")
 SUBSETS = ("prefix", "random")
 VANISHING_ELLIPSES = ("negative", "skip")
 DEVICES = ("auto", "cpu", "cuda")
-RUNTIME_KEYS = ("workers", "device", "compile", "checkpoint_minutes")
-"""Training keys that change how fast a run goes, not its result: excluded from the resume
-fingerprint, so that changing them finishes from the existing checkpoint. ``precision`` is a
-method key (a change reruns training); the device only picks what ``precision: auto`` becomes,
-and the resume fingerprint holds that *effective* precision (:mod:`gazeloc.train.device`), so a
-run resumed on another device at the same precision continues, and one at another precision
-starts afresh."""
+RUNTIME_KEYS = ("workers", "device", "compile", "checkpoint_minutes", "keep_checkpoints")
+"""Training keys that change how fast a run goes or what it leaves behind, not its result:
+excluded from the resume fingerprint (changing them finishes from the existing checkpoint) and
+from the rule's params (the rule passes them as resources, so changing them reruns nothing).
+``precision`` is a method key (a change reruns training); the device only picks what
+``precision: auto`` becomes, and the resume fingerprint holds that *effective* precision
+(:mod:`gazeloc.train.device`), so a run resumed on another device at the same precision
+continues, and one at another precision starts afresh."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class TrainingOptions:
     device: str = "auto"
     workers: int = 4
     checkpoint_minutes: float = 10.0
+    keep_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         checks = (
@@ -207,15 +209,38 @@ def annotation_paths(results: str) -> dict[str, str]:
 
 
 def train_inputs(config: dict[str, Any], results: str, experiment: str) -> dict[str, str]:
-    """Input files of a training job: index, shard manifest and the annotation files."""
+    """Input files of a training job: index, shard manifest, the annotation files and, unless
+    ``model.pretrained`` is none, the pretrained weights file (``weights``) and the weights
+    rule's record of its check (``weights_check``). A missing weights file raises
+    :class:`gazeloc.weights.WeightsError` (the run stops before any job)."""
+    from gazeloc.weights import weights_input
+
     files = {
         "index": f"{results}/images/index.parquet",
         "manifest": f"{results}/images/shards.parquet",
     }
+    resolved = resolve_experiment(config, experiment)
     paths = annotation_paths(results)
-    for kind in annotation_files(resolve_experiment(config, experiment)):
+    for kind in annotation_files(resolved):
         files[kind] = paths[kind]
+    for path in weights_input(resolved["model"]):
+        files["weights"] = path
+        files["weights_check"] = weights_record(results, experiment)
     return files
+
+
+def weights_record(results: str, experiment: str) -> str:
+    """The weights rule's record of an experiment's pretrained weights (sha256, path)."""
+    return f"{results}/weights/{experiment}.json"
+
+
+def weights_params(config: dict[str, Any], experiment: str) -> dict[str, str]:
+    """``source`` (model.pretrained) and ``expect`` (the sha256 or prefix to check against) of
+    an experiment's weights."""
+    from gazeloc.weights import expected_hash
+
+    model = resolve_experiment(config, experiment)["model"]
+    return {"source": str(model.get("pretrained", "imagenet")), "expect": expected_hash(model)}
 
 
 def train_targets(
@@ -238,12 +263,39 @@ def train_targets(
 
 
 def rule_params(config: dict[str, Any], experiment: str) -> dict[str, str]:
-    """``settings`` (method settings JSON) and ``runtime`` (runtime-only keys JSON) of a job.
+    """``settings``: the method settings JSON of a job (its ``params``)."""
+    return {"settings": settings_json(method_settings(resolve_experiment(config, experiment)))}
 
-    ``workers`` is not in ``runtime``: the rule derives it from the job's threads (workers + 1),
-    which Snakemake does not treat as a reason to rerun."""
-    resolved = resolve_experiment(config, experiment)
-    runtime = {
-        k: v for k, v in resolved["training"].items() if k in RUNTIME_KEYS and k != "workers"
-    }
-    return {"settings": settings_json(method_settings(resolved)), "runtime": settings_json(runtime)}
+
+def runtime_options(config: dict[str, Any], experiment: str) -> str:
+    """The runtime-only keys of a job (:data:`RUNTIME_KEYS` less ``workers``) as one shell-safe
+    string, ``device=cuda,compile=0,checkpoint_minutes=10.0,keep_checkpoints=0``, passed as a
+    resource (resources are no reason to rerun). ``workers`` is derived from the job's threads
+    (workers + 1), which are no reason to rerun either."""
+    defaults = asdict(TrainingOptions())
+    training = {**defaults, **resolve_experiment(config, experiment)["training"]}
+    parts = []
+    for key in RUNTIME_KEYS:
+        if key == "workers":
+            continue
+        value = training[key]
+        parts.append(f"{key}={int(value) if isinstance(value, bool) else value}")
+    return ",".join(parts)
+
+
+def parse_runtime_options(text: str) -> dict[str, Any]:
+    """The inverse of :func:`runtime_options` (typed as :class:`TrainingOptions`)."""
+    kinds = {f.name: f.type for f in fields(TrainingOptions)}
+    out: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key not in RUNTIME_KEYS or key == "workers":
+            raise ValueError(f"--runtime: {key!r} is not a runtime-only training key")
+        kind = kinds[key]
+        if kind in ("bool", bool):
+            out[key] = value in ("1", "true", "True")
+        elif kind in ("float", float):
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out
