@@ -18,6 +18,18 @@ check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.ya
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+# Local runs: at most one `gpu` job (train, evaluate) per GPU found, or one at a time without
+# a GPU, unless --resources gpu=K is given; each job takes its own GPU (gazeloc.gpus).
+if workflow.is_main_process and workflow.local_exec:
+    from gazeloc import gpus
+
+    _given = workflow.global_resources.get("gpu")
+    _limit, _message = gpus.configure_local(None if _given is None else _given.value)
+    if _given is None:
+        workflow.register_resource("gpu", _limit)
+    logger.info(_message)
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/data.smk"
