@@ -8,7 +8,8 @@ Runs the workflow's own stages (``snakemake`` with the tiny preset plus the pape
 image shards, heatmaps and ellipses of every phase; then saves a ResNet-50 GazeLocNet at 512
 px the way training does (``model.pt``: weights; ``resume/last.pt``: weights + AMSGrad Adam
 state; ``resume/best.pt``: weights). Prints bytes per image and per reading and the totals at
-the paper's size (a Markdown table for bench/RESULTS.md and docs/cluster.md). Synthetic
+the paper's size, and the max RSS of each stage's job (from its benchmark file), as Markdown
+tables for bench/RESULTS.md and docs/cluster.md. Synthetic
 frames and gaze compress differently from real radiographs and real gaze: the totals are an
 estimate of the real ones.
 """
@@ -25,6 +26,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+RSS: dict[str, float] = {}
+"""Max RSS (MB) of each stage's job at 512 px, from its Snakemake benchmark file."""
 
 
 def _human(n: float) -> str:
@@ -80,6 +83,11 @@ def run_stages(folder: Path, readings: int, studies: int) -> dict[str, tuple[int
                 n += len(h[key]) if key else len(h.keys())
         return n
 
+    for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
+        rows = tsv.read_text().splitlines()
+        header, values = rows[0].split("\t"), rows[1].split("\t")
+        rss = float(values[header.index("max_rss")])
+        RSS[tsv.stem] = max(RSS.get(tsv.stem, 0.0), rss)
     shards = sorted((results / "images" / "shards").glob("*.h5"))
     heat = sorted((results / "heatmaps").glob("phase*.h5"))
     ell = sorted((results / "ellipses").glob("phase*.h5"))
@@ -136,6 +144,10 @@ def main() -> None:
             f"| {name} | {size / 2**20:.1f} MiB / {n} | {each / 2**10:,.1f} KiB |"
             f" {each * scale / 2**30:,.1f} GiB |"
         )
+    print("\n| job (512 px) | max RSS, MB |\n|---|---:|")
+    for name, rss in sorted(RSS.items()):
+        print(f"| {name} | {rss:.0f} |")
+    print()
     run_total = sum(models.values())
     for name, size in models.items():
         print(f"| {name} (per training) | {size / 2**20:.1f} MiB | | |")

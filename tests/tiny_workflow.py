@@ -116,7 +116,8 @@ def tiny_run(workdir: Path, slurm_state: Path | None) -> Path:
     """Run the tiny preset in ``workdir`` (through SLURM when ``slurm_state`` is given)."""
     copy_checkout(workdir / "checkout")
     if slurm_state is None:
-        result = run(["--cores", "2", "--configfile", TINY], workdir)
+        # two CPU trainings side by side on the 2 cores (no GPU here: the default is one)
+        result = run(["--cores", "2", "--resources", "gpu=2", "--configfile", TINY], workdir)
         assert result.returncode == 0, result.stderr[-4000:]
         return workdir
     profile = ci_profile(workdir / "ci-profile")
