@@ -140,20 +140,17 @@ def main() -> None:
     for name, (size, n) in stages.items():
         scale = args.images if "image" in name else args.paper_readings
         each = size / n
-        print(
-            f"| {name} | {size / 2**20:.1f} MiB / {n} | {each / 2**10:,.1f} KiB |"
-            f" {each * scale / 2**30:,.1f} GiB |"
-        )
+        print(f"| {name} | {_human(size)} / {n} | {_human(each)} | {_human(each * scale)} |")
     print("\n| job (512 px) | max RSS, MB |\n|---|---:|")
     for name, rss in sorted(RSS.items()):
         print(f"| {name} | {rss:.0f} |")
     print()
     run_total = sum(models.values())
     for name, size in models.items():
-        print(f"| {name} (per training) | {size / 2**20:.1f} MiB | | |")
+        print(f"| {name} (per training) | {_human(size)} | | |")
     print(
-        f"| all {args.runs} trainings (model.pt + resume/) | | {run_total / 2**20:.1f} MiB |"
-        f" {run_total * args.runs / 2**30:,.1f} GiB |"
+        f"| {args.runs} trainings (model.pt + resume/) | | {_human(run_total)} |"
+        f" {_human(run_total * args.runs)} |"
     )
 
 
