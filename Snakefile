@@ -20,7 +20,9 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 # Local runs: at most one `gpu` job (train, evaluate) per GPU found, or one at a time without
 # a GPU, unless --resources gpu=K is given; each job takes its own GPU (gazeloc.gpus).
-if workflow.is_main_process and workflow.local_exec:
+# A cluster executor (SLURM) sets `_nodes` (--jobs) and is left alone: the scheduler assigns
+# GPUs. (The executor itself is not known yet while the Snakefile is read.)
+if workflow.is_main_process and workflow.global_resources["_nodes"].value is None:
     from gazeloc import gpus
 
     _given = workflow.global_resources.get("gpu")

@@ -64,7 +64,7 @@ def _sacct(start: str) -> list[tuple[str, ...]]:
             "--noheader",
             "--starttime",
             start,
-            "--format=JobID,Comment,State,AllocTRES%120,AllocCPUS,ReqCPUS",
+            "--format=JobID,Comment,State,AllocTRES%120,AllocCPUS,ReqCPUS,Submit,End",
         ],
         capture_output=True,
         text=True,
@@ -116,9 +116,12 @@ def test_tiny_workflow_ran_as_slurm_jobs(slurm, tiny_run):
     jobs = [job for job in _sacct(info["start"]) if job[1].startswith("rule_")]
     by_rule: dict[str, list[tuple[str, str]]] = {}
     cpus: dict[str, list[tuple[int, int]]] = {}
-    for _, comment, state, tres, alloc, req in jobs:
+    gpu_times: list[tuple[str, str]] = []
+    for _, comment, state, tres, alloc, req, submit, end in jobs:
         by_rule.setdefault(_rule_of(comment), []).append((state, tres))
         cpus.setdefault(_rule_of(comment), []).append((int(alloc), int(req)))
+        if _rule_of(comment) in ("train", "evaluate"):
+            gpu_times.append((submit, end))
     # every job Snakemake submitted is a SLURM job that completed (localrules run in the
     # Snakemake process and have no SLURM record)
     assert all(state == "COMPLETED" for runs in by_rule.values() for state, _ in runs), jobs
@@ -140,3 +143,12 @@ def test_tiny_workflow_ran_as_slurm_jobs(slurm, tiny_run):
         gpu_job = rule in ("train", "evaluate")
         assert all(("gres/gpu=1" in tres) == gpu_job for _, tres in runs), (rule, jobs)
     assert (tiny_run / "results-tiny" / "tables" / "summary.md").is_file()
+    # no local GPU limit or slot under the SLURM executor: Snakemake submitted a GPU job while
+    # another was still in SLURM (the node's one GPU made it wait there), and each job used
+    # the CUDA_VISIBLE_DEVICES that SLURM set
+    assert "gazeloc: at most" not in log
+    assert any(s < e for s, _ in gpu_times for _, e in gpu_times), gpu_times
+    logs = sorted((tiny_run / "results-tiny" / "logs").glob("train/*/*.log"))
+    assert logs and all(
+        "GPU from the scheduler: CUDA_VISIBLE_DEVICES=" in f.read_text() for f in logs
+    ), logs
