@@ -125,8 +125,10 @@ def tiny_run(workdir: Path, slurm_state: Path | None) -> Path:
     result = run(
         ["--workflow-profile", str(profile), "--configfile", TINY],
         workdir,
-        timeout=900,
-        prefix=("timeout", "-k", "10", "900"),
+        # every train/evaluate job takes both cores of the CI node, so GPU jobs run one at a
+        # time: about 10 minutes on a quiet 2-core machine, more when it is shared
+        timeout=1800,
+        prefix=("timeout", "-k", "10", "1800"),
     )
     log = workdir / "slurm-run.log"
     log.write_text(result.stdout + result.stderr)
