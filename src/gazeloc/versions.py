@@ -13,9 +13,9 @@ STAGE_VERSIONS: dict[str, int] = {
     "synthetic": 1,  # gazeloc.synthetic: generated REFLACX / MIMIC-CXR-JPG trees
     "check": 1,  # gazeloc.io, gazeloc.io.check: input validation summary
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
-    "labels": 1,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
+    "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
-    "train": 2,  # gazeloc.model, gazeloc.train: trained models
+    "train": 3,  # gazeloc.model, gazeloc.train: trained models
     "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
     "tables": 1,  # gazeloc.report: tables, figures
 }

@@ -63,15 +63,18 @@ rule labels:
         runtime=30,
     params:
         version=stage_version("labels"),
+        mode=config["labeler"]["mode"],
     shell:
         "python -m gazeloc label --reflacx {input.reflacx} --phase {wildcards.phase}"
+        " --mode {params.mode}"
         " --out {output.mentions} --reports-out {output.reports} > {log} 2>&1"
 
 
+# Both labeler modes on the same phase-2 reports (a `mode` column), whichever the config uses.
 rule labeler_table:
     input:
-        reports=f"{LABELS}/phase2_reports.parquet",
         reflacx=reflacx_dir(),
+        rules=LABELER_RULES,
         dev_ids=LABELER_DEV_IDS,
     output:
         csv=f"{RESULTS}/tables/labeler.csv",
@@ -90,7 +93,7 @@ rule labeler_table:
         version=stage_version("labels"),
         gold_min_certainty=config["labeler"]["gold_min_certainty"],
     shell:
-        "python -m gazeloc label-eval --reports {input.reports} --reflacx {input.reflacx}"
+        "python -m gazeloc label-eval --reflacx {input.reflacx}"
         " --dev-ids {input.dev_ids} --phase 2"
         " --gold-min-certainty {params.gold_min_certainty}"
         " --csv {output.csv} --md {output.md} > {log} 2>&1"
