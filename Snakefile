@@ -32,6 +32,20 @@ check_config(config, SCHEMA)
 validate(config, SCHEMA)
 
 
+# Local runs: at most one `gpu` job (train, evaluate) per GPU found, or one at a time without
+# a GPU, unless --resources gpu=K is given; each job takes its own GPU (gazeloc.gpus).
+# A cluster executor (SLURM) sets `_nodes` (--jobs) and is left alone: the scheduler assigns
+# GPUs. (The executor itself is not known yet while the Snakefile is read.)
+if workflow.is_main_process and workflow.global_resources["_nodes"].value is None:
+    from gazeloc import gpus
+
+    _given = workflow.global_resources.get("gpu")
+    _limit, _message = gpus.configure_local(None if _given is None else _given.value)
+    if _given is None:
+        workflow.register_resource("gpu", _limit)
+    logger.info(_message)
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/data.smk"

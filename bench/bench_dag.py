@@ -100,9 +100,22 @@ def write_stand_in(folder: Path, n_images: int, n_readings: int, seed: int = 0) 
     ).write_parquet(index / "index.parquet")
 
 
-def time_dag(folder: Path, repeats: int) -> tuple[int, list[float], list[float]]:
+def job_stats(text: str) -> dict[str, int]:
+    """Jobs by rule from the "Job stats" table of a Snakemake dry run."""
+    counts = {}
+    block = text.split("Job stats:", 1)[-1]
+    for line in block.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if match and match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+        elif line.startswith("total"):
+            break
+    return counts
+
+
+def time_dag(folder: Path, repeats: int) -> tuple[int, list[float], list[float], dict[str, int]]:
     """Job count, wall seconds and CPU seconds (user + system) of ``snakemake -n`` with the
-    paper preset."""
+    paper preset, and the jobs by rule."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     command = [
         sys.executable,
@@ -120,7 +133,7 @@ def time_dag(folder: Path, repeats: int) -> tuple[int, list[float], list[float]]
         f"'mimic_dir': '{folder / 'mimic'}'}}",
     ]
     times, cpu = [], []
-    jobs = 0
+    jobs, by_rule = 0, {}
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
@@ -134,7 +147,8 @@ def time_dag(folder: Path, repeats: int) -> tuple[int, list[float], list[float]]
             raise SystemExit(run.stdout[-3000:] + run.stderr[-3000:])
         total = re.search(r"^total\s+(\d+)", run.stdout + run.stderr, re.MULTILINE)
         jobs = int(total.group(1)) if total else -1
-    return jobs, times, cpu
+        by_rule = job_stats(run.stdout + run.stderr)
+    return jobs, times, cpu, by_rule
 
 
 def main() -> None:
@@ -148,12 +162,15 @@ def main() -> None:
         start = time.perf_counter()
         write_stand_in(folder, args.images, args.readings)
         print(f"stand-in written in {time.perf_counter() - start:.1f} s")
-        jobs, times, cpu = time_dag(folder, args.repeats)
+        jobs, times, cpu, by_rule = time_dag(folder, args.repeats)
     print("\n| images | readings | jobs in the DAG | wall, s (each repeat) | CPU, s (each) |")
     print("|---:|---:|---:|---|---|")
     wall = ", ".join(f"{t:.2f}" for t in times)
     used = ", ".join(f"{t:.2f}" for t in cpu)
     print(f"| {args.images:,} | {args.readings:,} | {jobs} | {wall} | {used} |")
+    print("\n| rule | jobs |\n|---|---:|")
+    for rule, count in sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"| {rule} | {count} |")
 
 
 if __name__ == "__main__":

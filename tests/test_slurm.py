@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 import yaml
-from tiny_workflow import REQUIRE_SLURM, SLURM_RUN, TINY, slurm_unavailable
+from tiny_workflow import CI_GPU_THREADS, REQUIRE_SLURM, SLURM_RUN, TINY, slurm_unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +39,22 @@ def _rules_submitted(log: str) -> set[str]:
     }
 
 
+def _threads_by_rule(log: str) -> dict[str, set[int]]:
+    """Threads of each submitted job, by rule, from Snakemake's job blocks ("rule NAME:" then
+    indented fields; a "threads:" field is printed only when it is not 1)."""
+    found: dict[str, set[int]] = {}
+    rule, threads = None, 1
+    for line in [*log.splitlines(), ""]:
+        if rule is not None and not line.startswith("    "):
+            found.setdefault(rule, set()).add(threads)
+            rule = None
+        if line.startswith("rule ") and line.rstrip().endswith(":"):
+            rule, threads = line.split()[1].rstrip(":"), 1
+        elif rule is not None and line.strip().startswith("threads:"):
+            threads = int(line.split(":")[1])
+    return found
+
+
 def _sacct(start: str) -> list[tuple[str, ...]]:
     out = subprocess.run(
         [
@@ -48,7 +64,7 @@ def _sacct(start: str) -> list[tuple[str, ...]]:
             "--noheader",
             "--starttime",
             start,
-            "--format=JobID,Comment,State,AllocTRES%120",
+            "--format=JobID,Comment,State,AllocTRES%120,AllocCPUS,ReqCPUS,Submit,End",
         ],
         capture_output=True,
         text=True,
@@ -99,18 +115,40 @@ def test_tiny_workflow_ran_as_slurm_jobs(slurm, tiny_run):
     log = open(info["log"]).read()
     jobs = [job for job in _sacct(info["start"]) if job[1].startswith("rule_")]
     by_rule: dict[str, list[tuple[str, str]]] = {}
-    for _, comment, state, tres in jobs:
+    cpus: dict[str, list[tuple[int, int]]] = {}
+    gpu_times: list[tuple[str, str]] = []
+    for _, comment, state, tres, alloc, req, submit, end in jobs:
         by_rule.setdefault(_rule_of(comment), []).append((state, tres))
+        cpus.setdefault(_rule_of(comment), []).append((int(alloc), int(req)))
+        if _rule_of(comment) in ("train", "evaluate"):
+            gpu_times.append((submit, end))
     # every job Snakemake submitted is a SLURM job that completed (localrules run in the
     # Snakemake process and have no SLURM record)
     assert all(state == "COMPLETED" for runs in by_rule.values() for state, _ in runs), jobs
+    # every job got exactly the CPUs of its threads (requested and allocated), GPU jobs too;
+    # the CI profile gives train and evaluate 2 threads, the node's 2 cores
+    threads = _threads_by_rule(log)
+    assert threads["train"] == threads["evaluate"] == {CI_GPU_THREADS}, threads
+    for rule, counts in cpus.items():
+        (expected,) = threads[rule]
+        assert counts == [(expected, expected)] * len(counts), (rule, counts, jobs)
+        assert all(f"cpu={expected}," in tres for _, tres in by_rule[rule]), (rule, jobs)
     submitted = _rules_submitted(log)
     assert {"synthetic_data", "image_shard", "heatmaps", "train", "evaluate"} <= submitted
     assert submitted == set(by_rule), (sorted(submitted ^ set(by_rule)), jobs)
     # one GPU per training and evaluation job, from SLURM's own allocation records
     seeds = len(yaml.safe_load(open(TINY).read())["seeds"])
     assert len(by_rule["train"]) == 3 * seeds and len(by_rule["evaluate"]) == 6 * seeds
-    for rule in ("train", "evaluate"):
-        assert all("gres/gpu=1" in tres for _, tres in by_rule[rule]), jobs
-    assert not any("gres/gpu" in tres for _, tres in by_rule["check_data"]), jobs
+    for rule, runs in by_rule.items():
+        gpu_job = rule in ("train", "evaluate")
+        assert all(("gres/gpu=1" in tres) == gpu_job for _, tres in runs), (rule, jobs)
     assert (tiny_run / "results-tiny" / "tables" / "summary.md").is_file()
+    # no local GPU limit or slot under the SLURM executor: Snakemake submitted a GPU job while
+    # another was still in SLURM (the node's one GPU made it wait there), and each job used
+    # the CUDA_VISIBLE_DEVICES that SLURM set
+    assert "gazeloc: at most" not in log
+    assert any(s < e for s, _ in gpu_times for _, e in gpu_times), gpu_times
+    logs = sorted((tiny_run / "results-tiny" / "logs").glob("train/*/*.log"))
+    assert logs and all(
+        "GPU from the scheduler: CUDA_VISIBLE_DEVICES=" in f.read_text() for f in logs
+    ), logs

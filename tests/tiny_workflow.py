@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).parent / "slurm"
 TINY = str(ROOT / "workflow" / "presets" / "tiny.yaml")
-CHECKOUT = ("Snakefile", "config.yaml", "README.md", "workflow", "src", "envs")
+CHECKOUT = ("Snakefile", "config.yaml", "README.md", "workflow", "profiles", "src", "envs")
 REQUIRE_SLURM = os.environ.get("GAZELOC_REQUIRE_SLURM") == "1"
 SLURM_RUN = "slurm-run.json"
 """Written into the work folder when the tiny run went through SLURM (start time, log)."""
@@ -53,20 +53,25 @@ def slurm_down(state: Path) -> None:
     subprocess.run(["bash", str(SCRIPTS / "slurm-down.sh"), str(state)], timeout=60)
 
 
+CI_GPU_THREADS = 2
+"""Threads (= SLURM CPUs) the CI profile gives each train and evaluate job: the node's 2 cores."""
+
+
 def ci_profile(folder: Path) -> Path:
-    """The slurm profile with only the site values changed (partition, memory, one CPU per
-    job) and a short first status check so that CI does not wait 40 s per job."""
+    """The slurm profile with only the site values changed (partition, memory, threads that
+    fit the 2-CPU node: 2 for train and evaluate, 1 for the rest) and a short first status
+    check so that CI does not wait 40 s per job."""
     profile = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
     profile["default-resources"].update(slurm_partition="ci", mem_mb=1000, runtime=10)
     for resources in profile["set-resources"].values():
         if "mem_mb" in resources:
             resources["mem_mb"] = min(resources["mem_mb"], 2000)
-        for cpus in ("cpus_per_task", "cpus_per_gpu"):
-            if cpus in resources:
-                resources[cpus] = 1  # two jobs at once on the 2-CPU node
         resources.pop("gpu_model", None)
         resources.pop("slurm_partition", None)
-    profile["set-threads"] = {k: 1 for k in profile.get("set-threads", {})}
+    profile["set-threads"] = {
+        k: CI_GPU_THREADS if k in ("train", "evaluate") else 1
+        for k in {*profile.get("set-threads", {}), "train", "evaluate"}
+    }
     profile["jobs"] = 2
     profile["latency-wait"] = 10
     profile["slurm-init-seconds-before-status-checks"] = 2
@@ -115,7 +120,8 @@ def tiny_run(workdir: Path, slurm_state: Path | None) -> Path:
     """Run the tiny preset in ``workdir`` (through SLURM when ``slurm_state`` is given)."""
     copy_checkout(workdir / "checkout")
     if slurm_state is None:
-        result = run(["--cores", "2", "--configfile", TINY], workdir)
+        # two CPU trainings side by side on the 2 cores (no GPU here: the default is one)
+        result = run(["--cores", "2", "--resources", "gpu=2", "--configfile", TINY], workdir)
         assert result.returncode == 0, result.stderr[-4000:]
         return workdir
     profile = ci_profile(workdir / "ci-profile")
@@ -123,8 +129,10 @@ def tiny_run(workdir: Path, slurm_state: Path | None) -> Path:
     result = run(
         ["--workflow-profile", str(profile), "--configfile", TINY],
         workdir,
-        timeout=900,
-        prefix=("timeout", "-k", "10", "900"),
+        # every train/evaluate job takes both cores of the CI node, so GPU jobs run one at a
+        # time: about 10 minutes on a quiet 2-core machine, more when it is shared
+        timeout=1800,
+        prefix=("timeout", "-k", "10", "1800"),
     )
     log = workdir / "slurm-run.log"
     log.write_text(result.stdout + result.stderr)

@@ -7,9 +7,11 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from gazeloc import gpus
 from gazeloc.errors import DataFormatError
 from gazeloc.ioutil import atomic_write_text
 from gazeloc.labeler.rules_io import MODES as LABELER_MODES
@@ -18,6 +20,9 @@ from gazeloc.provenance import git_commit, version
 log = logging.getLogger("gazeloc")
 
 Command = Callable[[argparse.Namespace], int]
+GPU_COMMANDS = ("train", "evaluate")
+"""The commands of the rules that take the `gpu` resource: each holds a GPU slot
+(gazeloc.gpus.job_slot) from start to end when the workflow runs it locally."""
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -1086,7 +1091,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return args.func(args)
+        with gpus.job_slot() if args.command in GPU_COMMANDS else nullcontext():
+            return args.func(args)
     except DataFormatError as exc:
         print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -333,14 +333,15 @@ def load_tasks(
     size: int,
 ) -> list[ReadingTask]:
     """The train readings of the phases with their mentions and ellipse masks."""
-    import h5py
     import hdf5plugin  # noqa: F401  (Blosc-compressed masks)
+
+    from gazeloc.h5 import open_h5
 
     tasks = []
     for phase, labels_path, ellipses_path in zip(phases, labels_paths, ellipses_paths, strict=True):
         splits = study_splits(reflacx, phase, val_subjects)
         mentions = present_mentions(pl.read_parquet(labels_path), labels_path)
-        with h5py.File(ellipses_path, "r") as f:
+        with open_h5(ellipses_path, "r") as f:
             if int(f.attrs.get("size", -1)) != size:
                 raise DataFormatError(
                     ellipses_path, f"ellipse masks are {f.attrs.get('size')} px, not {size}"

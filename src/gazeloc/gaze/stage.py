@@ -232,7 +232,7 @@ def write_heatmaps(
     progress: bool = True,
 ) -> dict[str, int]:
     """Write ``results/heatmaps/phase{P}.h5`` (module docstring); returns counts."""
-    import h5py
+    from gazeloc.h5 import open_h5
 
     keep_freed_memory()
     readings = _phase_readings(reflacx, phase)
@@ -262,7 +262,7 @@ def write_heatmaps(
     compression = _blosc()
     size = settings.size
     with atomic_path(out) as tmp:
-        with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
+        with open_h5(tmp, "w", libver=("v110", "v110")) as f:
             results = parallel_map(_heatmap_task, tasks, workers=workers)
             for res in tqdm(
                 results, total=len(tasks), desc=f"heatmaps phase {phase}", disable=not progress
@@ -352,7 +352,7 @@ def write_ellipses(
     progress: bool = True,
 ) -> dict[str, int]:
     """Write ``results/ellipses/phase{P}.h5`` (module docstring); returns counts."""
-    import h5py
+    from gazeloc.h5 import open_h5
 
     readings = _phase_readings(reflacx, phase)
     splits = study_splits(reflacx, phase, val_subjects)
@@ -360,7 +360,7 @@ def write_ellipses(
     counts = {"readings": 0, "ellipse_labels": 0, "ellipse_labels_any": 0, "vanishing": 0}
     compression = _blosc()
     with atomic_path(out) as tmp:
-        with h5py.File(tmp, "w", libver=("v110", "v110")) as f:
+        with open_h5(tmp, "w", libver=("v110", "v110")) as f:
             results = parallel_map(_ellipse_task, [(r, size) for r in readings], workers=workers)
             for rid, masks, labels, labels_any in tqdm(
                 results, total=len(readings), desc=f"ellipses phase {phase}", disable=not progress

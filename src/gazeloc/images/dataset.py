@@ -94,10 +94,11 @@ class ShardDataset(Dataset):
             self._pid = pid
         dset = self._handles.get(file)
         if dset is None:
-            import h5py
             import hdf5plugin  # noqa: F401  (registers the Blosc filter)
 
-            handle = h5py.File(self.files[file], "r")
+            from gazeloc.h5 import open_h5
+
+            handle = open_h5(self.files[file], "r")
             dset = self._handles[file] = handle["images"]
         return dset
 

@@ -41,6 +41,7 @@ import polars as pl
 from tqdm import tqdm
 
 from gazeloc.errors import DataFormatError
+from gazeloc.h5 import open_h5
 from gazeloc.images.frame import RESAMPLE, load_frame
 from gazeloc.ioutil import atomic_path, atomic_write_text
 
@@ -201,7 +202,7 @@ def write_shard(
     kept: list[int] = []
     skipped: list[tuple[str, str, str]] = []
     n = len(jobs)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w", libver=LIBVER) as f:
+    with atomic_path(out) as tmp, open_h5(tmp, "w", libver=LIBVER) as f:
         dset = create_images_dataset(f, n, size, compression)
         pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         try:
@@ -298,7 +299,7 @@ def merge_shards(
     n_total = None
     for path in shard_files:
         path = Path(path)
-        with h5py.File(path, "r") as f:
+        with open_h5(path, "r") as f:
             shard, n = int(f.attrs["shard"]), int(f.attrs["n_shards"])
             ids = [v.decode("ascii") for v in f["dicom_id"][()]]
             splits = [v.decode("ascii") for v in f["split"][()]]

@@ -82,13 +82,13 @@ class _H5:
 
     def file(self) -> Any:
         if self._pid != os.getpid() or self._handle is None:
-            import h5py
+            from gazeloc.h5 import open_h5
 
             try:
                 import hdf5plugin  # noqa: F401  (compressed datasets)
             except ImportError:  # pragma: no cover
                 pass
-            self._handle = h5py.File(self.path, "r")
+            self._handle = open_h5(self.path, "r")
             self._pid = os.getpid()
         return self._handle
 
