@@ -20,7 +20,16 @@ Command = Callable[[argparse.Namespace], int]
 def _check(args: argparse.Namespace) -> int:
     from gazeloc.io.check import check_datasets
 
-    summary = check_datasets(args.reflacx, args.mimic, args.val_subjects)
+    summary = check_datasets(
+        args.reflacx,
+        args.mimic,
+        args.val_subjects,
+        phases=args.phases,
+        images=not args.no_images,
+        on_bad_image=args.on_bad_image,
+        verify_checksums=args.verify_checksums,
+        max_errors=args.max_errors,
+    )
     atomic_write_text(args.out, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     log.info("data check passed: %s", json.dumps(summary, sort_keys=True))
     return 0
@@ -379,6 +388,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
     p.add_argument("--mimic", type=Path, required=True, help="MIMIC-CXR-JPG root")
     p.add_argument("--val-subjects", type=Path, required=True, help="validation subjects list")
+    p.add_argument(
+        "--phases", type=int, nargs="*", help="REFLACX phases used (default: those present)"
+    )
+    p.add_argument("--no-images", action="store_true", help="do not open the MIMIC images")
+    p.add_argument(
+        "--on-bad-image",
+        choices=("fail", "skip"),
+        default="fail",
+        help="a bad image is an error (fail) or a warning (skip: the shards leave it out)",
+    )
+    p.add_argument(
+        "--verify-checksums",
+        action="store_true",
+        help="compare each image with the SHA256SUMS.txt at the MIMIC-CXR-JPG root",
+    )
+    p.add_argument(
+        "--max-errors", type=int, default=50, help="stop listing problems after this many"
+    )
     p.add_argument("--out", type=Path, required=True, help="JSON summary")
     p.set_defaults(func=_check)
 
@@ -722,5 +749,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except DataFormatError as exc:
+        problems = getattr(exc, "problems", None)
+        if problems is not None and (len(problems) > 1 or exc.more):
+            print(f"gazeloc {args.command}: {len(problems) + exc.more} errors:", file=sys.stderr)
+            for problem in problems:
+                print(f"gazeloc {args.command}: error: {problem}", file=sys.stderr)
+            if exc.more:
+                print(
+                    f"gazeloc {args.command}: ... and {exc.more} more (data.max_errors)",
+                    file=sys.stderr,
+                )
+            return 2
         print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
         return 2

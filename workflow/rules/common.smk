@@ -53,8 +53,28 @@ def synthetic_settings():
     return json.dumps(settings, sort_keys=True)
 
 
+# REFLACX phases the workflow uses: all three for real data; those with readings when
+# synthetic.
+if is_synthetic():
+    REFLACX_PHASES = [
+        phase
+        for phase, n in (
+            (1, config["synthetic"]["phase1_images"]),
+            (2, config["synthetic"]["phase2_images"]),
+            (3, config["synthetic"]["phase3_readings"]),
+        )
+        if n > 0
+    ]
+else:
+    REFLACX_PHASES = [1, 2, 3]
+
+# The data check's summary: every stage reading the datasets waits for it (ancient: a rerun
+# of the check alone reruns nothing).
+CHECK = f"{RESULTS}/data/check.json"
+CHECKED = ancient(CHECK)
+
 # Final outputs of the default target: each stage file appends its own.
-TARGETS = [f"{RESULTS}/data/check.json"]
+TARGETS = [CHECK]
 
 
 def all_targets():

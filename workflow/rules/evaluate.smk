@@ -49,12 +49,12 @@ rule evaluate:
         batch_size=config["evaluation"]["batch_size"],
         device=config["evaluation"]["device"],
     shell:
-        "python -m gazeloc evaluate --model {input.model} --index {input.index}"
-        " --manifest {input.manifest} --ellipses {input.ellipses} --split {wildcards.split}"
+        "python -m gazeloc evaluate --model {input.model:q} --index {input.index:q}"
+        " --manifest {input.manifest:q} --ellipses {input.ellipses:q} --split {wildcards.split}"
         " --experiment {wildcards.experiment} --seed {wildcards.seed}"
         " --thresholds {params.thresholds} --sources {params.sources}"
         " --batch-size {params.batch_size} --device {params.device}"
-        " --workers $(( {threads} - 1 )) --threads {threads} --out {output} > {log} 2>&1"
+        " --workers $(( {threads} - 1 )) --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 localrules:
@@ -87,9 +87,9 @@ rule selection:
             report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc tables --selection-only --metrics {input.metrics}"
-        " --out-dir $(dirname {output:q}) --experiments {params.experiments}"
-        " --source {params.source} > {log} 2>&1"
+        "python -m gazeloc tables --selection-only --metrics {input.metrics:q}"
+        ' --out-dir "$(dirname {output:q})" --experiments {params.experiments}'
+        " --source {params.source} > {log:q} 2>&1"
 
 
 rule tables:
@@ -131,10 +131,10 @@ rule tables:
             config, report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc tables --no-selection --metrics {input.metrics}"
-        " --out-dir $(dirname {output.summary_csv:q})"
+        "python -m gazeloc tables --no-selection --metrics {input.metrics:q}"
+        ' --out-dir "$(dirname {output.summary_csv:q})"'
         " --experiments {params.experiments} --ci-method {params.ci_method}"
-        " --source {params.source} --experiment-info {params.info:q} > {log} 2>&1"
+        " --source {params.source} --experiment-info {params.info:q} > {log:q} 2>&1"
 
 
 rule iou_figure:
@@ -163,8 +163,8 @@ rule iou_figure:
             report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc figures --iou-bars {output} --iou-table {input.table}"
-        " --experiments {params.experiments} > {log} 2>&1"
+        "python -m gazeloc figures --iou-bars {output:q} --iou-table {input.table:q}"
+        " --experiments {params.experiments} > {log:q} 2>&1"
 
 
 rule figure4:
@@ -195,7 +195,7 @@ rule figure4:
     params:
         version=stage_version("tables"),
         models=lambda w: " ".join(
-            f"{e}={p}"
+            shlex.quote(f"{e}={p}")
             for e, p in report_cfg.figure4_models(
                 config, RESULTS, workflow.rules
             ).items()
@@ -203,6 +203,6 @@ rule figure4:
         n_images=config["tables"]["figure4_images"],
         seed=config["tables"]["figure4_seed"],
     shell:
-        "python -m gazeloc figures --figure4 {output} --selection {input.selection}"
-        " --models {params.models} --manifest {input.manifest} --ellipses {input.ellipses}"
-        " --n-images {params.n_images} --seed {params.seed} --device cpu > {log} 2>&1"
+        "python -m gazeloc figures --figure4 {output:q} --selection {input.selection:q}"
+        " --models {params.models} --manifest {input.manifest:q} --ellipses {input.ellipses:q}"
+        " --n-images {params.n_images} --seed {params.seed} --device cpu > {log:q} 2>&1"

@@ -27,6 +27,7 @@ TARGETS.extend(
 
 rule heatmaps:
     input:
+        check=CHECKED,
         reflacx=reflacx_dir(),
         labels=f"{RESULTS}/labels/phase{{phase}}.parquet",
         val_subjects=val_subjects_file(),
@@ -49,15 +50,16 @@ rule heatmaps:
         sigma_degrees=config["heatmaps"]["sigma_degrees"],
         size=config["images"]["size"],
     shell:
-        "python -m gazeloc heatmaps --reflacx {input.reflacx} --phase {wildcards.phase}"
-        " --labels {input.labels} --val-subjects {input.val_subjects}"
+        "python -m gazeloc heatmaps --reflacx {input.reflacx:q} --phase {wildcards.phase}"
+        " --labels {input.labels:q} --val-subjects {input.val_subjects:q}"
         " --method {params.method} --window-end {params.window_end}"
         " --sigma-degrees {params.sigma_degrees} --size {params.size}"
-        " --workers {threads} --out {output} > {log} 2>&1"
+        " --workers {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule ellipses:
     input:
+        check=CHECKED,
         reflacx=reflacx_dir(),
         val_subjects=val_subjects_file(),
     output:
@@ -76,9 +78,9 @@ rule ellipses:
         version=stage_version("heatmaps"),
         size=config["images"]["size"],
     shell:
-        "python -m gazeloc ellipses --reflacx {input.reflacx} --phase {wildcards.phase}"
-        " --val-subjects {input.val_subjects} --size {params.size}"
-        " --workers {threads} --out {output} > {log} 2>&1"
+        "python -m gazeloc ellipses --reflacx {input.reflacx:q} --phase {wildcards.phase}"
+        " --val-subjects {input.val_subjects:q} --size {params.size}"
+        " --workers {threads} --out {output:q} > {log:q} 2>&1"
 
 
 # Location-extraction validation on the train readings of phases 1 and 2 (paper §2.8).
@@ -95,6 +97,7 @@ if config["location_extraction"]["enabled"] and LOCATION_PHASES:
 
 rule location_extraction:
     input:
+        check=CHECKED,
         reflacx=reflacx_dir(),
         labels=[f"{RESULTS}/labels/phase{p}.parquet" for p in LOCATION_PHASES],
         ellipses=[f"{ELLIPSES}/phase{p}.h5" for p in LOCATION_PHASES],
@@ -125,14 +128,14 @@ rule location_extraction:
         sigma_degrees=config["heatmaps"]["sigma_degrees"],
         size=config["images"]["size"],
     shell:
-        "python -m gazeloc location-extraction --reflacx {input.reflacx}"
-        " --phases {params.phases} --labels {input.labels} --ellipses {input.ellipses}"
-        " --val-subjects {input.val_subjects} --size {params.size}"
+        "python -m gazeloc location-extraction --reflacx {input.reflacx:q}"
+        " --phases {params.phases} --labels {input.labels:q} --ellipses {input.ellipses:q}"
+        " --val-subjects {input.val_subjects:q} --size {params.size}"
         " --sigma-degrees {params.sigma_degrees} --window-end {params.window_end}"
         " --first-delays {params.first} --second-delays {params.second}"
         " --method {params.method} --workers {threads}"
-        " --csv {output.csv} --md {output.md} --details {output.details}"
-        " --figure {output.figure} > {log} 2>&1"
+        " --csv {output.csv:q} --md {output.md:q} --details {output.details:q}"
+        " --figure {output.figure:q} > {log:q} 2>&1"
 
 
 # Figure 1 of the paper for the configured readings (or one chosen phase-3 reading).
@@ -147,6 +150,7 @@ if FIGURE1_PHASES:
 
 rule figure1:
     input:
+        check=CHECKED,
         reflacx=reflacx_dir(),
         mimic=mimic_dir(),
         labels=[f"{RESULTS}/labels/phase{p}.parquet" for p in FIGURE1_PHASES],
@@ -171,8 +175,8 @@ rule figure1:
         sigma_degrees=config["heatmaps"]["sigma_degrees"],
         size=config["images"]["size"],
     shell:
-        "python -m gazeloc figure1 --reflacx {input.reflacx} --mimic {input.mimic}"
-        " --phases {params.phases} --labels {input.labels} --readings {params.readings}"
+        "python -m gazeloc figure1 --reflacx {input.reflacx:q} --mimic {input.mimic:q}"
+        " --phases {params.phases} --labels {input.labels:q} --readings {params.readings}"
         " --method {params.method} --window-end {params.window_end}"
         " --sigma-degrees {params.sigma_degrees} --size {params.size}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"

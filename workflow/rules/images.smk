@@ -21,6 +21,7 @@ TARGETS.extend(
 
 rule image_list:
     input:
+        check=CHECKED,
         mimic=mimic_dir(),
         reflacx=reflacx_dir(),
     output:
@@ -38,12 +39,13 @@ rule image_list:
     params:
         version=stage_version("images"),
     shell:
-        "python -m gazeloc image-list --mimic {input.mimic} --reflacx {input.reflacx}"
-        " --out {output} > {log} 2>&1"
+        "python -m gazeloc image-list --mimic {input.mimic:q} --reflacx {input.reflacx:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule image_index:
     input:
+        check=CHECKED,
         images=rules.image_list.output[0],
         mimic=mimic_dir(),
         reflacx=reflacx_dir(),
@@ -68,15 +70,16 @@ rule image_index:
         blank_as=config["images"]["blank_as"],
         dedupe="--dedupe-reflacx" if config["images"]["dedupe_reflacx"] else "",
     shell:
-        "python -m gazeloc index --images {input.images} --mimic {input.mimic}"
-        " --reflacx {input.reflacx} --val-subjects {input.val_subjects}"
+        "python -m gazeloc index --images {input.images:q} --mimic {input.mimic:q}"
+        " --reflacx {input.reflacx:q} --val-subjects {input.val_subjects:q}"
         " --uncertain-as {params.uncertain_as} --blank-as {params.blank_as} {params.dedupe}"
-        " --out {output.index} --counts-csv {output.counts_csv}"
-        " --counts-md {output.counts_md} > {log} 2>&1"
+        " --out {output.index:q} --counts-csv {output.counts_csv:q}"
+        " --counts-md {output.counts_md:q} > {log:q} 2>&1"
 
 
 rule image_shard:
     input:
+        check=CHECKED,
         images=rules.image_list.output[0],
         mimic=mimic_dir(),
     output:
@@ -102,11 +105,11 @@ rule image_shard:
         dct_scaling="true" if config["images"]["dct_scaling"] else "false",
         on_bad_image=config["images"]["on_bad_image"],
     shell:
-        "python -m gazeloc shard --images {input.images} --mimic {input.mimic}"
+        "python -m gazeloc shard --images {input.images:q} --mimic {input.mimic:q}"
         " --shard {wildcards.shard} --shards {wildcards.nshards}"
         " --size {params.size} --compression {params.compression}"
         " --dct-scaling {params.dct_scaling} --on-bad-image {params.on_bad_image}"
-        " --workers {threads} --out {output.h5} --skipped {output.skipped} > {log} 2>&1"
+        " --workers {threads} --out {output.h5:q} --skipped {output.skipped:q} > {log:q} 2>&1"
 
 
 rule image_shards:
@@ -129,5 +132,5 @@ rule image_shards:
     params:
         version=stage_version("images"),
     shell:
-        "python -m gazeloc shard-merge --shards {input.h5} --skipped {input.skipped}"
-        " --manifest {output.manifest} --skipped-out {output.skipped} > {log} 2>&1"
+        "python -m gazeloc shard-merge --shards {input.h5:q} --skipped {input.skipped:q}"
+        " --manifest {output.manifest:q} --skipped-out {output.skipped:q} > {log:q} 2>&1"

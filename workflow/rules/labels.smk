@@ -46,6 +46,7 @@ if 2 in LABEL_PHASES:
 
 rule labels:
     input:
+        check=CHECKED,
         reflacx=reflacx_dir(),
         rules=LABELER_RULES,
     output:
@@ -64,12 +65,13 @@ rule labels:
     params:
         version=stage_version("labels"),
     shell:
-        "python -m gazeloc label --reflacx {input.reflacx} --phase {wildcards.phase}"
-        " --out {output.mentions} --reports-out {output.reports} > {log} 2>&1"
+        "python -m gazeloc label --reflacx {input.reflacx:q} --phase {wildcards.phase}"
+        " --out {output.mentions:q} --reports-out {output.reports:q} > {log:q} 2>&1"
 
 
 rule labeler_table:
     input:
+        check=CHECKED,
         reports=f"{LABELS}/phase2_reports.parquet",
         reflacx=reflacx_dir(),
         dev_ids=LABELER_DEV_IDS,
@@ -90,7 +92,7 @@ rule labeler_table:
         version=stage_version("labels"),
         gold_min_certainty=config["labeler"]["gold_min_certainty"],
     shell:
-        "python -m gazeloc label-eval --reports {input.reports} --reflacx {input.reflacx}"
-        " --dev-ids {input.dev_ids} --phase 2"
+        "python -m gazeloc label-eval --reports {input.reports:q} --reflacx {input.reflacx:q}"
+        " --dev-ids {input.dev_ids:q} --phase 2"
         " --gold-min-certainty {params.gold_min_certainty}"
-        " --csv {output.csv} --md {output.md} > {log} 2>&1"
+        " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"

@@ -39,13 +39,13 @@ rule train:
         settings=lambda w: train_cfg.rule_params(config, w.experiment)["settings"],
         runtime_options=lambda w: train_cfg.rule_params(config, w.experiment)["runtime"],
         annotations=lambda w, input: " ".join(
-            f"--{kind} {input[kind]}"
+            f"--{kind} {shlex.quote(input[kind])}"
             for kind in ("heatmaps", "ellipses")
             if kind in input.keys()
         ),
     shell:
         "python -m gazeloc train --settings {params.settings:q}"
         " --runtime {params.runtime_options:q} --seed {wildcards.seed}"
-        " --index {input.index} --manifest {input.manifest} {params.annotations}"
-        " --out-dir $(dirname {output.model:q}) --threads {threads}"
-        " --workers $(( {threads} - 1 )) > {log} 2>&1"
+        " --index {input.index:q} --manifest {input.manifest:q} {params.annotations}"
+        ' --out-dir "$(dirname {output.model:q})" --threads {threads}'
+        " --workers $(( {threads} - 1 )) > {log:q} 2>&1"
