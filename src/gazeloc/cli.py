@@ -35,6 +35,15 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fingerprint(args: argparse.Namespace) -> int:
+    from gazeloc.inputs import fingerprints, write_fingerprints
+
+    parts = fingerprints(args.reflacx, args.mimic, args.phases, args.shards)
+    changed = write_fingerprints(parts, args.out_dir)
+    log.info("input fingerprints: %d parts, %d written", len(parts), len(changed))
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     from gazeloc.synthetic.generate import SynthSettings, generate
 
@@ -408,6 +417,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, help="JSON summary")
     p.set_defaults(func=_check)
+
+    p = sub.add_parser(
+        "fingerprint",
+        help="stat-based fingerprints of the dataset parts each stage reads",
+        description="Write OUT_DIR/<part>.json (file count, bytes, SHA-256 of the sorted "
+        "(path, size, mtime) list) for the MIMIC tables, each image shard's JPEGs, the REFLACX "
+        "metadata tables and each REFLACX phase's reading folders. Only stat calls.",
+    )
+    p.add_argument("--reflacx", type=Path, required=True)
+    p.add_argument("--mimic", type=Path, required=True)
+    p.add_argument("--phases", type=int, nargs="+", required=True)
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.set_defaults(func=_fingerprint)
 
     p = sub.add_parser(
         "image-list",

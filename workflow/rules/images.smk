@@ -21,9 +21,11 @@ TARGETS.extend(
 
 rule image_list:
     input:
-        check=CHECKED,
-        mimic=mimic_dir(),
-        reflacx=reflacx_dir(),
+        check=checked(
+            [f"{IMAGES}/images.parquet"],
+            [MIMIC_TABLES, REFLACX_TABLES],
+        ),
+        tables=[MIMIC_TABLES, REFLACX_TABLES],
     output:
         f"{IMAGES}/images.parquet",
     log:
@@ -37,18 +39,22 @@ rule image_list:
         mem_mb=4000,
         runtime=20,
     params:
+        mimic=mimic_dir(),
+        reflacx=reflacx_dir(),
         version=stage_version("images"),
     shell:
-        "python -m gazeloc image-list --mimic {input.mimic:q} --reflacx {input.reflacx:q}"
+        "python -m gazeloc image-list --mimic {params.mimic:q} --reflacx {params.reflacx:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
 rule image_index:
     input:
-        check=CHECKED,
+        check=checked(
+            [f"{IMAGES}/index.parquet"],
+            [MIMIC_TABLES, REFLACX_TABLES],
+        ),
         images=rules.image_list.output[0],
-        mimic=mimic_dir(),
-        reflacx=reflacx_dir(),
+        tables=[MIMIC_TABLES, REFLACX_TABLES],
         val_subjects=val_subjects_file(),
     output:
         index=f"{IMAGES}/index.parquet",
@@ -65,13 +71,15 @@ rule image_index:
         mem_mb=4000,
         runtime=30,
     params:
+        mimic=mimic_dir(),
+        reflacx=reflacx_dir(),
         version=stage_version("images"),
         uncertain_as=config["images"]["uncertain_as"],
         blank_as=config["images"]["blank_as"],
         dedupe="--dedupe-reflacx" if config["images"]["dedupe_reflacx"] else "",
     shell:
-        "python -m gazeloc index --images {input.images:q} --mimic {input.mimic:q}"
-        " --reflacx {input.reflacx:q} --val-subjects {input.val_subjects:q}"
+        "python -m gazeloc index --images {input.images:q} --mimic {params.mimic:q}"
+        " --reflacx {params.reflacx:q} --val-subjects {input.val_subjects:q}"
         " --uncertain-as {params.uncertain_as} --blank-as {params.blank_as} {params.dedupe}"
         " --out {output.index:q} --counts-csv {output.counts_csv:q}"
         " --counts-md {output.counts_md:q} > {log:q} 2>&1"
@@ -79,9 +87,12 @@ rule image_index:
 
 rule image_shard:
     input:
-        check=CHECKED,
+        check=checked(
+            [f"{IMAGES}/shards/shard-{{shard}}-of-{{nshards}}.h5"],
+            [f"{INPUTS}/mimic_shard-{{shard}}-of-{{nshards}}.json"],
+        ),
         images=rules.image_list.output[0],
-        mimic=mimic_dir(),
+        jpgs=f"{INPUTS}/mimic_shard-{{shard}}-of-{{nshards}}.json",
     output:
         h5=f"{IMAGES}/shards/shard-{{shard}}-of-{{nshards}}.h5",
         skipped=f"{IMAGES}/shards/shard-{{shard}}-of-{{nshards}}.skipped.csv",
@@ -99,13 +110,14 @@ rule image_shard:
         mem_mb=2000,
         runtime=120,
     params:
+        mimic=mimic_dir(),
         version=stage_version("images"),
         size=config["images"]["size"],
         compression=config["images"]["compression"],
         dct_scaling="true" if config["images"]["dct_scaling"] else "false",
         on_bad_image=config["images"]["on_bad_image"],
     shell:
-        "python -m gazeloc shard --images {input.images:q} --mimic {input.mimic:q}"
+        "python -m gazeloc shard --images {input.images:q} --mimic {params.mimic:q}"
         " --shard {wildcards.shard} --shards {wildcards.nshards}"
         " --size {params.size} --compression {params.compression}"
         " --dct-scaling {params.dct_scaling} --on-bad-image {params.on_bad_image}"

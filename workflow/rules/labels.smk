@@ -46,8 +46,11 @@ if 2 in LABEL_PHASES:
 
 rule labels:
     input:
-        check=CHECKED,
-        reflacx=reflacx_dir(),
+        check=checked(
+            [f"{LABELS}/phase{{phase}}.parquet"],
+            [f"{INPUTS}/reflacx_phase{{phase}}_gaze.json"],
+        ),
+        reflacx=f"{INPUTS}/reflacx_phase{{phase}}_gaze.json",
         rules=LABELER_RULES,
     output:
         mentions=f"{LABELS}/phase{{phase}}.parquet",
@@ -63,17 +66,21 @@ rule labels:
         mem_mb=2000,
         runtime=30,
     params:
+        reflacx=reflacx_dir(),
         version=stage_version("labels"),
     shell:
-        "python -m gazeloc label --reflacx {input.reflacx:q} --phase {wildcards.phase}"
+        "python -m gazeloc label --reflacx {params.reflacx:q} --phase {wildcards.phase}"
         " --out {output.mentions:q} --reports-out {output.reports:q} > {log:q} 2>&1"
 
 
 rule labeler_table:
     input:
-        check=CHECKED,
+        check=checked(
+            [f"{RESULTS}/tables/labeler.csv"],
+            [phase_part(2)],
+        ),
         reports=f"{LABELS}/phase2_reports.parquet",
-        reflacx=reflacx_dir(),
+        reflacx=phase_part(2),
         dev_ids=LABELER_DEV_IDS,
     output:
         csv=f"{RESULTS}/tables/labeler.csv",
@@ -89,10 +96,11 @@ rule labeler_table:
         mem_mb=2000,
         runtime=10,
     params:
+        reflacx=reflacx_dir(),
         version=stage_version("labels"),
         gold_min_certainty=config["labeler"]["gold_min_certainty"],
     shell:
-        "python -m gazeloc label-eval --reports {input.reports:q} --reflacx {input.reflacx:q}"
+        "python -m gazeloc label-eval --reports {input.reports:q} --reflacx {params.reflacx:q}"
         " --dev-ids {input.dev_ids:q} --phase 2"
         " --gold-min-certainty {params.gold_min_certainty}"
         " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
