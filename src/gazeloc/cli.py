@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gazeloc.errors import DataFormatError
-from gazeloc.ioutil import atomic_write_text
+from gazeloc.ioutil import DiskFullError, atomic_write_text
 
 log = logging.getLogger("gazeloc")
 
@@ -761,6 +762,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -769,8 +774,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # SIGTERM (Snakemake or SLURM stopping a job) unwinds like Ctrl-C, so that atomic writes
+    # remove their temporary files.
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        previous = None
     try:
         return args.func(args)
+    except DiskFullError as exc:
+        print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except DataFormatError as exc:
         problems = getattr(exc, "problems", None)
         if problems is not None and (len(problems) > 1 or exc.more):
@@ -785,3 +799,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
