@@ -1152,3 +1152,101 @@ def test_cli_check_lists_every_problem(tree: Tree, tmp_path: Path, capsys) -> No
     assert err.count("gazeloc check: error: ") == 3
     assert "Traceback" not in err
     assert not out.exists()
+
+
+# --- readers: BOM, CR-only, over-long fields, overflow; small and large tables alike ------
+
+
+def test_utf8_bom_is_accepted_with_a_warning(tree: Tree, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    meta3(tree).write_bytes(b"\xef\xbb\xbf" + meta3(tree).read_bytes())
+    frame = reflacx.read_metadata(tree["reflacx"], 3)
+    assert frame.get_column("id").to_list()[0] == d.READING_3A
+    (message,) = _warnings(caplog, "byte-order mark")
+    assert "metadata_phase_3.csv, line 1" in message
+
+
+READER_CASES = [
+    (
+        "CR-only line endings",
+        lambda t: fixations(t).write_bytes(fixations(t).read_bytes().replace(b"\r\n", b"\r")),
+        "fixations.csv",
+        1,
+        None,
+        "CR-only (old Mac) line endings are not supported",
+    ),
+    (
+        "a field over the csv module's limit",
+        lambda t: edit(fixations(t), "0.212,0.468,1301", '0.212,"' + "9" * 200_000 + '",1301'),
+        "fixations.csv",
+        2,
+        None,
+        "a field longer than 131,072 characters",
+    ),
+    (
+        "integer overflow (small table)",
+        lambda t: edit(fixations(t), ",132,131,", ",99999999999999999999,131,"),
+        "fixations.csv",
+        2,
+        "angular_resolution_x_pixels_per_degree",
+        "integer 99999999999999999999 is out of range",
+    ),
+    (
+        "digit separator in a number",
+        lambda t: edit(fixations(t), "0.212,0.468", "0.212,0_468"),
+        "fixations.csv",
+        2,
+        "timestamp_end_fixation",
+        "expected a number, found '0_468'",
+    ),
+    (
+        "spaces around a number",
+        lambda t: edit(fixations(t), "0.212,0.468", "0.212, 0.468 "),
+        "fixations.csv",
+        2,
+        "timestamp_end_fixation",
+        "expected a number, found ' 0.468 '",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "file", "line", "column", "reason"),
+    [c[1:] for c in READER_CASES],
+    ids=[c[0] for c in READER_CASES],
+)
+def test_reader_bad_input(tree: Tree, mutate, file, line, column, reason) -> None:
+    mutate(tree)
+    with pytest.raises(DataFormatError) as info:
+        run_fixations(tree)
+    err = info.value
+    assert (err.path.name, err.line, err.column) == (file, line, column), str(err)
+    assert reason in str(err) and str(err).startswith(str(err.path))
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("99999999999999999999", "integer 99999999999999999999 is out of range"),
+        ("1_0", "expected an integer, found '1_0'"),
+        (" 12 ", "expected an integer, found ' 12 '"),
+    ],
+)
+@pytest.mark.parametrize("rows", [3, 30_000], ids=["small", "large"])
+def test_small_and_large_tables_parse_identically(tmp_path: Path, rows: int, cell, reason):
+    """The small-table (Python) and large-table (polars) paths share one rule; a required
+    column never comes back null."""
+    from gazeloc.io.table import SMALL_TABLE_ROWS, Column, read_table
+
+    assert (rows < SMALL_TABLE_ROWS) == (rows == 3)  # one case on each path
+    columns = (Column("n", "int"), Column("x", "float"))
+    path = tmp_path / "t.csv"
+    body = "".join(f"{i},{i}.5\n" for i in range(rows - 1))
+    path.write_text(f"n,x\n{body}{cell},1.0\n")
+    with pytest.raises(DataFormatError) as info:
+        read_table(path, columns)
+    assert (info.value.line, info.value.column) == (rows + 1, "n")
+    assert reason in str(info.value)
+    path.write_text(f"n,x\n{body}7,2.0\n")
+    frame = read_table(path, columns)
+    assert frame.get_column("n").null_count() == 0 and frame.get_column("n")[-1] == 7
