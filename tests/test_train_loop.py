@@ -231,3 +231,36 @@ def test_cli_train(inputs, tmp_path):
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "train_log.csv").is_file()
     with pytest.raises(SystemExit):
         cli_main(["train", "--help"])
+
+
+def test_a_non_finite_loss_stops_training_at_once(inputs, tmp_path, monkeypatch):
+    from gazeloc.errors import NonFiniteLossError
+
+    original = Step.loss
+    calls = {"n": 0}
+
+    def loss_going_nan(self, batch, params=None):
+        loss, mil, dec = original(self, batch, params)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second step: lambda_a = inf, say
+            mil = mil * float("inf")
+            loss = loss + mil
+        return loss, mil, dec
+
+    monkeypatch.setattr(Step, "loss", loss_going_nan)
+    with pytest.raises(NonFiniteLossError) as info:
+        _train(inputs, tmp_path / "out")
+    message = str(info.value)
+    assert "the loss is not finite at step 1 (epoch 1)" in message
+    assert "total inf, MIL inf, decoder" in message
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_device_cuda_without_cuda_is_one_line():
+    from gazeloc.config import ConfigError
+    from gazeloc.train.loop import pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="device is cuda but PyTorch sees no CUDA device"):
+        pick_device("cuda")

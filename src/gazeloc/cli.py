@@ -10,7 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gazeloc.errors import DataFormatError
+from gazeloc.config import ConfigError
+from gazeloc.errors import DataFormatError, NonFiniteLossError
 from gazeloc.ioutil import DiskFullError, atomic_write_text
 
 log = logging.getLogger("gazeloc")
@@ -785,6 +786,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DiskFullError as exc:
         print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except (ConfigError, NonFiniteLossError) as exc:
+        print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except DataFormatError as exc:
         problems = getattr(exc, "problems", None)
         if problems is not None and (len(problems) > 1 or exc.more):

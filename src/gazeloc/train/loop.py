@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from gazeloc.errors import NonFiniteLossError
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, image_probabilities
@@ -85,7 +86,12 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is cuda but no CUDA device is available")
+        from gazeloc.config import ConfigError
+
+        raise ConfigError(
+            "device is cuda but PyTorch sees no CUDA device here (torch.cuda.is_available() "
+            "is False); set training.device/evaluation.device to auto or cpu, or run on a GPU node"
+        )
     return torch.device(name)
 
 
@@ -445,6 +451,15 @@ def train(
                 )
                 params = sample_params(len(batch["images"]), msettings.input_size, generator)
             loss, mil, dec = step_fn.loss(batch, params)
+            if not bool(torch.isfinite(loss.detach())):
+                total, part_mil = float(loss.detach()), float(mil.detach())
+                part_dec = float(dec.detach()) if dec is not None else 0.0
+                raise NonFiniteLossError(
+                    f"{name} seed {seed}: the loss is not finite at step {step} (epoch "
+                    f"{epoch + 1}): total {total:.6g}, MIL {part_mil:.6g}, decoder "
+                    f"{part_dec:.6g}; training stopped before the optimizer step (check "
+                    "training.lr, lambda_t, lambda_a and the inputs)"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
