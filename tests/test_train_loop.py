@@ -264,3 +264,20 @@ def test_device_cuda_without_cuda_is_one_line():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="device is cuda but PyTorch sees no CUDA device"):
         pick_device("cuda")
+
+
+def test_resume_under_another_thread_count_warns(inputs, tmp_path, caplog):
+    import logging
+
+    _train(inputs, tmp_path, stop_after_steps=3)
+    checkpoint = _weights(tmp_path / "resume" / "last.pt")
+    assert checkpoint["threads"] == 1 and checkpoint["device"] == "cpu"
+    caplog.set_level(logging.WARNING)
+    torch.set_num_threads(2)
+    try:
+        _train(inputs, tmp_path, stop_after_steps=4)
+    finally:
+        torch.set_num_threads(1)
+    (message,) = [r.getMessage() for r in caplog.records if "CPU threads" in r.getMessage()]
+    assert "written with 1 CPU threads, resuming with 2" in message
+    assert "bit-identical only at equal thread counts" in message

@@ -296,6 +296,36 @@ def label_aucs(scores: np.ndarray, labels: np.ndarray, known: np.ndarray) -> np.
     return out
 
 
+def warn_thread_change(path: Path, checkpoint: dict[str, Any], device: torch.device) -> bool:
+    """Warn (and return True) when a checkpoint was written under another intra-op thread
+    count or device: on a CPU, PyTorch's reductions split their work by thread, so the
+    resumed run is no longer bit-identical to an uninterrupted one (same settings, slightly
+    different numbers)."""
+    threads, now = checkpoint.get("threads"), torch.get_num_threads()
+    before_device = checkpoint.get("device")
+    if before_device is not None and before_device != device.type:
+        log.warning(
+            "%s was written on %s, resuming on %s: the results will not be bit-identical to "
+            "an uninterrupted run",
+            path,
+            before_device,
+            device.type,
+        )
+        return True
+    if threads is not None and threads != now and device.type == "cpu":
+        log.warning(
+            "%s was written with %d CPU threads, resuming with %d: CPU results are "
+            "bit-identical only at equal thread counts (set --threads / the job's threads to "
+            "%d to keep them so)",
+            path,
+            threads,
+            now,
+            threads,
+        )
+        return True
+    return False
+
+
 def _save(obj: dict[str, Any], path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -391,6 +421,7 @@ def train(
             log.info(
                 "resuming from %s at epoch %d, step %d", last, state["epoch"] + 1, state["step"]
             )
+            warn_thread_change(last, checkpoint, device)
         else:
             log.warning("ignoring %s: made with other settings or inputs; starting afresh", last)
 
@@ -416,6 +447,8 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "state": state,
                 "running": running,
+                "threads": torch.get_num_threads(),
+                "device": device.type,
             },
             last,
         )
