@@ -110,18 +110,25 @@ def reading_ids(metadata: Path) -> list[str]:
 
 
 def _walk_jpgs(files: Path) -> Iterable[tuple[str, os.stat_result]]:
-    """(path relative to the MIMIC root, stat) of every ``.jpg`` under ``files/``."""
-    stack = [files]
+    """(path relative to the MIMIC root, stat) of every ``.jpg`` under ``files/``.
+
+    Plain strings and ``os.scandir`` (file types from the directory entries, one ``stat`` per
+    JPEG): this walk is the tracking's whole cost at MIMIC scale."""
+    root = str(files)
+    cut = len(str(files.parent)) + 1
+    stack = [root]
+    pop, push = stack.pop, stack.append
     while stack:
-        folder = stack.pop()
+        folder = pop()
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
-                    if entry.is_dir(follow_symlinks=True):
-                        stack.append(Path(entry.path))
-                    elif entry.name.endswith(".jpg"):
-                        rel = os.path.relpath(entry.path, files.parent)
-                        yield rel, entry.stat()
+                    name = entry.name
+                    if name.endswith(".jpg"):
+                        if entry.is_file():
+                            yield entry.path[cut:], entry.stat()
+                    elif entry.is_dir():
+                        push(entry.path)
         except (FileNotFoundError, NotADirectoryError):
             continue
 
