@@ -172,16 +172,23 @@ def test_decimal_number_does_not_split_a_sentence():
     assert (s[0].start, s[0].end) == (0.0, 3.9)
 
 
-def test_whitespace_start_goes_to_the_next_word_and_no_final_period():
+def test_whitespace_start_goes_to_the_word_before_and_no_final_period():
     text = "left pleural effusion. small nodule"
     words = [
         (t, float(i), i + 0.5) for i, t in enumerate("left pleural effusion . small nodule".split())
     ]
     d = Dictation.from_words(text, words)
     assert d.n_sentences == 2
+    # the reference's inclusive rule: a phrase that starts at the space before "nodule" has
+    # the time of "small" (token 4), the word the space follows
     start = text.index(" nodule")
     s = d.sentence_times([(start, start + 7)])
-    assert s[1].first_mention == 5.0 and s[1].end == 5.5
+    assert s[1].first_mention == 4.0 and s[1].end == 5.5
+    assert d.sentence_at(start) == 1
+    # ... but never the word of another sentence: after a period it goes to the next word
+    start = text.index(" small")
+    s = d.sentence_times([(start, start + 6)])
+    assert s[1].first_mention == 4.0 and s[0].first_mention is None
     # a trailing space in a mention does not move its end to the next word
     s = d.sentence_times([(text.index("left"), text.index("left") + 5)])
     assert s[0].first_mention_end == 0.5

@@ -12,6 +12,7 @@ from gazeloc.cli import main
 from gazeloc.errors import DataFormatError
 from gazeloc.io.reflacx import read_readings
 from gazeloc.labeler import CATEGORIES, label_report, report_labels, split_sentences
+from gazeloc.labeler.engine import default_labeler
 from gazeloc.labeler.evaluate import TABLE_COLUMNS, gold_labels, labeler_table, write_labeler_table
 from gazeloc.labeler.reports import MENTION_SCHEMA, REPORT_SCHEMA, label_texts, write_labels
 from gazeloc.splits import paper_labeler_dev_ids_file, read_id_list
@@ -122,6 +123,7 @@ def test_labeler_table_counts_by_hand():
     ptx = table.row(0, named=True)
     # gold a, b, e (e has no report: not detected); detected a, c; true positive a
     assert ptx == {
+        "mode": "gazeloc",
         "category": "Pneumothorax",
         "n_gold_positive": 3,
         "n_detected": 2,
@@ -151,7 +153,6 @@ def test_gold_labels_threshold_and_phase1_names(tiny_synthetic):
 def test_write_labeler_table_excludes_dev_ids(tiny_synthetic, labelled, tmp_path):
     dev = tiny_synthetic / "labeler_dev_reading_ids.txt"
     table = write_labeler_table(
-        labelled / "phase2_reports.parquet",
         tiny_synthetic / "reflacx",
         dev,
         tmp_path / "labeler.csv",
@@ -160,9 +161,18 @@ def test_write_labeler_table_excludes_dev_ids(tiny_synthetic, labelled, tmp_path
     csv = pl.read_csv(tmp_path / "labeler.csv")
     assert csv.columns == list(TABLE_COLUMNS)
     assert csv.height == table.height > 0
-    md = (tmp_path / "labeler.md").read_text()
-    assert md.startswith("| Category | Gold positive | Detected | Recall | Precision |")
+    assert csv["mode"].unique(maintain_order=True).to_list() == ["gazeloc", "reference"]
+    by_mode = {m: f.drop("mode") for (m,), f in csv.group_by("mode")}
+    assert by_mode["gazeloc"]["category"].to_list() == by_mode["reference"]["category"].to_list()
+    # the same reports and gold in both modes; the gazeloc rows are those of its labels file
+    assert by_mode["gazeloc"]["n_gold_positive"].equals(by_mode["reference"]["n_gold_positive"])
     dev_ids = set(read_id_list(dev, r"P[123]\d\dR\d{6}", "id"))
+    reports = pl.read_parquet(labelled / "phase2_reports.parquet")
+    direct = labeler_table(reports, gold_labels(tiny_synthetic / "reflacx", 2, 1), dev_ids)
+    assert direct.drop("mode").equals(by_mode["gazeloc"])
+    md = (tmp_path / "labeler.md").read_text()
+    assert md.startswith("| Mode | Category | Gold positive | Detected | Recall | Precision |")
+    assert "| reference |" in md
     gold = gold_labels(tiny_synthetic / "reflacx", 2, 1).filter(
         ~pl.col("reading_id").is_in(dev_ids)
     )
@@ -196,11 +206,31 @@ def test_cli_label_and_eval(tiny_synthetic, tmp_path):
     assert rc == 0
     rc = main(
         [
-            "label-eval",
-            "--reports",
-            str(tmp_path / "p2r.parquet"),
+            "label",
             "--reflacx",
             str(root),
+            "--phase",
+            "2",
+            "--mode",
+            "reference",
+            "--out",
+            str(tmp_path / "p2ref.parquet"),
+            "--reports-out",
+            str(tmp_path / "p2refr.parquet"),
+        ]
+    )
+    assert rc == 0
+    texts = {r.id: r.transcript().text for r in read_readings(root, [2]) if not r.discarded}
+    reference = pl.read_parquet(tmp_path / "p2ref.parquet")
+    expected, _ = label_texts(texts, default_labeler("reference"))
+    assert reference.equals(expected)
+    rc = main(
+        [
+            "label-eval",
+            "--reflacx",
+            str(root),
+            "--modes",
+            "reference",
             "--dev-ids",
             str(tiny_synthetic / "labeler_dev_reading_ids.txt"),
             "--gold-min-certainty",
@@ -213,6 +243,7 @@ def test_cli_label_and_eval(tiny_synthetic, tmp_path):
     )
     assert rc == 0
     assert "certainty >= 3" in (tmp_path / "t.md").read_text()
+    assert set(pl.read_csv(tmp_path / "t.csv")["mode"]) == {"reference"}
 
 
 def test_cli_bad_inputs_name_the_file(tiny_synthetic, tmp_path, capsys):
@@ -233,13 +264,9 @@ def test_cli_bad_inputs_name_the_file(tiny_synthetic, tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
     bad_ids = tmp_path / "ids.txt"
     bad_ids.write_text("P201R000001\nnot-an-id\n")
-    reports = tmp_path / "r.parquet"
-    label_texts({})[1].write_parquet(reports)
     rc = main(
         [
             "label-eval",
-            "--reports",
-            str(reports),
             "--reflacx",
             str(tiny_synthetic / "reflacx"),
             "--dev-ids",
@@ -253,22 +280,4 @@ def test_cli_bad_inputs_name_the_file(tiny_synthetic, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "ids.txt" in err and "line 2" in err
-    pl.DataFrame({"reading_id": ["x"]}).write_parquet(reports)
-    rc = main(
-        [
-            "label-eval",
-            "--reports",
-            str(reports),
-            "--reflacx",
-            str(tiny_synthetic / "reflacx"),
-            "--dev-ids",
-            str(tiny_synthetic / "labeler_dev_reading_ids.txt"),
-            "--csv",
-            str(tmp_path / "t.csv"),
-            "--md",
-            str(tmp_path / "t.md"),
-        ]
-    )
-    assert rc == 2
-    assert "missing columns" in capsys.readouterr().err
     assert not (tmp_path / "t.csv").exists()

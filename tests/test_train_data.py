@@ -39,7 +39,31 @@ def test_ellipse_store(inputs):
     store = AnnotationStore("ellipse", ellipses=inputs.ellipses)
     maps, labels, localized = store.read("P3_000")
     assert maps.dtype == bool and labels[0] and localized[0] and not labels[5]
-    assert np.array_equal(localized, maps.reshape(10, -1).any(axis=1))
+    assert np.array_equal(localized, labels)  # no ellipse of these vanishes
+
+
+def test_vanishing_ellipse_is_trained_as_an_all_negative_map(tmp_path):
+    path = tmp_path / "ellipses.h5"
+    masks = np.zeros((10, 8, 8), bool)
+    masks[0, 2:5, 2:5] = True
+    labels = np.zeros(10, bool)
+    labels[[0, 4]] = True  # label 4's ellipse vanished in the frame: positive, empty mask
+    with h5py.File(path, "w") as f:
+        g = f.create_group("P3_000")
+        g.attrs.update({"split": "train", "dicom_id": "d0", "subject_id": 1})
+        g.create_dataset("ellipses", data=masks)
+        g.create_dataset("ellipse_labels", data=labels)
+        g.create_dataset("ellipse_labels_any", data=labels)
+    maps, got, localized = AnnotationStore("ellipse", ellipses=path).read("P3_000")
+    assert got[4] and not maps[4].any()
+    assert localized[4] and localized[0]  # the reference: annotated, all cells negative
+    known = ~(got & ~localized)
+    assert known.all()
+    skip = AnnotationStore("ellipse", ellipses=path, vanishing_ellipses="skip")
+    _, _, localized = skip.read("P3_000")
+    assert localized[0] and not localized[4]  # left out of the loss and the decoder
+    with pytest.raises(ValueError, match="vanishing_ellipses"):
+        AnnotationStore("ellipse", ellipses=path, vanishing_ellipses="drop")
 
 
 def test_full_report_heatmaps_without_label_specificity(inputs):

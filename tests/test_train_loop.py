@@ -281,3 +281,88 @@ def test_resume_under_another_thread_count_warns(inputs, tmp_path, caplog):
     (message,) = [r.getMessage() for r in caplog.records if "CPU threads" in r.getMessage()]
     assert "written with 1 CPU threads, resuming with 2" in message
     assert "bit-identical only at equal thread counts" in message
+
+
+# --- the decoder steps only on batches with a decoder target (reference §7.5) -------------------
+
+
+def _decoder_params(state: dict) -> dict:
+    return {
+        k: v
+        for k, v in state.items()
+        if k.startswith("decoder.") and "running" not in k and "num_batches" not in k
+    }
+
+
+def test_a_batch_without_a_decoder_target_leaves_the_decoder_untouched(inputs):
+    from gazeloc.model import build_model
+    from gazeloc.train.loop import decoder_supervised, model_settings
+
+    settings = resolved("et")
+    data = build_data(
+        settings, index=inputs.index, manifest=inputs.manifest, heatmaps=inputs.heatmaps
+    )
+    n = data.train.n_unannotated
+    supervised = collate([data.train[i] for i in [0, 1, n, n + 2]])
+    unannotated = collate([data.train[i] for i in [2, 3, 4, 5]])
+    assert decoder_supervised(supervised) and not decoder_supervised(unannotated)
+    model = build_model(model_settings(settings), seed=0)
+    options = TrainingOptions.from_dict(settings["training"])
+    step = Step(model, options, torch.device("cpu"))
+    optimizer = make_optimizer(model, options)
+
+    def one_step(batch):
+        loss, _, dec = step.loss(batch, None)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return dec
+
+    one_step(supervised)  # the decoder moves and has Adam moments from here on
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = {
+        name: optimizer.state[p]["exp_avg"].clone()
+        for name, p in model.named_parameters()
+        if name.startswith("decoder.")
+    }
+    assert moments and all(m.abs().sum() > 0 for m in moments.values())
+    dec = one_step(unannotated)
+    assert float(dec) == 0.0 and not dec.requires_grad
+    after = model.state_dict()
+    for name in _decoder_params(before):
+        assert torch.equal(before[name], after[name]), name  # bit-identical: no grad, no decay
+    for name, p in model.named_parameters():
+        if name.startswith("decoder."):
+            assert p.grad is None
+            assert torch.equal(optimizer.state[p]["exp_avg"], moments[name])
+    encoder = [k for k in before if k.startswith("encoder.") and k.endswith("weight")]
+    assert any(not torch.equal(before[k], after[k]) for k in encoder)
+    # the decoder's forward pass still ran: its BatchNorm statistics moved
+    running = [k for k in before if k.startswith("decoder.") and "running_mean" in k]
+    assert running and any(not torch.equal(before[k], after[k]) for k in running)
+
+
+def test_unannotated_run_keeps_its_decoder_as_initialised(inputs, tmp_path):
+    from gazeloc.model import build_model
+    from gazeloc.train.loop import derived_seed, model_settings
+
+    settings = resolved("none", epochs=1)
+    _train(inputs, tmp_path, settings)
+    trained = _weights(tmp_path / "model.pt")["state_dict"]
+    initial = build_model(model_settings(settings), seed=derived_seed(3, "init")).state_dict()
+    params = _decoder_params(initial)
+    assert params
+    for name, value in params.items():
+        assert torch.equal(trained[name], value), name
+    assert not torch.equal(trained["encoder.conv1.weight"], initial["encoder.conv1.weight"])
+
+
+def test_et_run_decoder_still_learns(uninterrupted):
+    from gazeloc.model import build_model
+    from gazeloc.train.loop import derived_seed, model_settings
+
+    out, _ = uninterrupted
+    trained = _weights(out / "model.pt")["state_dict"]
+    initial = build_model(model_settings(resolved("et")), seed=derived_seed(3, "init")).state_dict()
+    changed = [k for k, v in _decoder_params(initial).items() if not torch.equal(trained[k], v)]
+    assert len(changed) == len(_decoder_params(initial))

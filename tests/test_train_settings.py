@@ -189,3 +189,13 @@ def test_workflow_helpers(config, capsys):
     partial = train_targets(cfg, "r", lambda path: "heatmaps" not in path)
     assert all("unannotated" in t for t in partial) and len(partial) == 4
     assert "et is left out" in capsys.readouterr().err
+
+
+def test_vanishing_ellipses_only_concerns_ellipse_experiments(config):
+    changed = copy.deepcopy(config)
+    changed["training"]["vanishing_ellipses"] = "skip"
+    for experiment in ("unannotated", "et"):
+        assert rule_params(changed, experiment) == rule_params(config, experiment)
+    assert rule_params(changed, "ellipse") != rule_params(config, "ellipse")
+    with pytest.raises(ValueError, match="vanishing_ellipses"):
+        TrainingOptions.from_dict({"vanishing_ellipses": "drop"})

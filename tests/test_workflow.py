@@ -103,6 +103,22 @@ RERUNS = {
             **_AFTER_TRAIN,
         },
     ),
+    "labeler.mode": (
+        "labeler:\n  mode: reference\n",
+        {
+            "labels": 3,  # labeler_table reports both modes whatever the config's
+            "heatmaps": 3,
+            "location_extraction": 1,
+            "figure1": 1,
+            "train": 1,  # et
+            "evaluate": 2,
+            **_AFTER_TRAIN,
+        },
+    ),
+    "training.vanishing_ellipses": (
+        "training:\n  vanishing_ellipses: skip\n",
+        {"train": 1, "evaluate": 2, **_AFTER_TRAIN},  # ellipse only
+    ),
     "one more seed": ("seeds: [1, 2]\n", {"train": 3, "evaluate": 6, **_AFTER_TRAIN}),
     "worker counts": (
         "training:\n  workers: 1\nevaluation:\n  workers: 1\nsynthetic:\n  workers: 2\n",
@@ -134,7 +150,7 @@ def test_docs_comments_and_versions(tiny_run):
         rules.write_text(saved[rules].replace("\nrule labels:", "\n# a comment\nrule labels:"))
         readme.write_text(saved[readme] + "\nMore text.\n")
         assert _stale(_run(["-n", "--configfile", TINY], tiny_run)) == {}
-        versions.write_text(saved[versions].replace('"labels": 1', '"labels": 2'))
+        versions.write_text(saved[versions].replace('"labels": 2', '"labels": 3'))
         assert _stale(_run(["-n", "--configfile", TINY], tiny_run)) == {
             "labels": 3,
             "labeler_table": 1,

@@ -13,6 +13,7 @@ from pathlib import Path
 from gazeloc.config import ConfigError
 from gazeloc.errors import DataFormatError, NonFiniteLossError
 from gazeloc.ioutil import DiskFullError, atomic_write_text
+from gazeloc.labeler.rules_io import MODES as LABELER_MODES
 
 log = logging.getLogger("gazeloc")
 
@@ -142,7 +143,7 @@ def _train(args: argparse.Namespace) -> int:
 def _label(args: argparse.Namespace) -> int:
     from gazeloc.labeler.reports import write_labels
 
-    write_labels(args.reflacx, args.phase, args.out, args.reports_out)
+    write_labels(args.reflacx, args.phase, args.out, args.reports_out, mode=args.mode)
     return 0
 
 
@@ -150,13 +151,13 @@ def _label_eval(args: argparse.Namespace) -> int:
     from gazeloc.labeler.evaluate import write_labeler_table
 
     write_labeler_table(
-        args.reports,
         args.reflacx,
         args.dev_ids,
         args.csv,
         args.md,
         phase=args.phase,
         min_certainty=args.gold_min_certainty,
+        modes=args.modes,
     )
     return 0
 
@@ -561,15 +562,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reports-out", type=Path, required=True, help="report labels (phase{P}_reports.parquet)"
     )
+    p.add_argument(
+        "--mode",
+        choices=LABELER_MODES,
+        default="gazeloc",
+        help="phrase semantics (labeler.mode): gazeloc (default) or reference (the authors' "
+        "labeler: anatomy such as 'the heart' is a mention unless negated; 'density' is also "
+        "a lung nodule or mass)",
+    )
     p.set_defaults(func=_label)
 
     p = sub.add_parser(
         "label-eval",
         help="labeler recall and precision against the radiologists' labels (paper Table 4)",
-        description="Compare report-level labels (positive or uncertain = detected) with the "
-        "REFLACX metadata labels of the phase, leaving out the labeler-development readings.",
+        description="Label the phase's reports in each labeler mode and compare the "
+        "report-level labels (positive or uncertain = detected) with the REFLACX metadata "
+        "labels, leaving out the labeler-development readings; one block of rows per mode.",
     )
-    p.add_argument("--reports", type=Path, required=True, help="phase{P}_reports.parquet")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=LABELER_MODES,
+        default=list(LABELER_MODES),
+        help="labeler modes to evaluate (default: all)",
+    )
     p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
     p.add_argument("--dev-ids", type=Path, required=True, help="reading ids to leave out")
     p.add_argument("--phase", type=int, choices=(1, 2, 3), default=2)

@@ -14,9 +14,9 @@ STAGE_VERSIONS: dict[str, int] = {
     "check": 2,  # gazeloc.io, gazeloc.io.check: input validation summary (images, warnings by kind)
     "inputs": 1,  # gazeloc.inputs: dataset fingerprints
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
-    "labels": 1,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
+    "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
-    "train": 2,  # gazeloc.model, gazeloc.train: trained models
+    "train": 3,  # gazeloc.model, gazeloc.train: trained models
     "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
     "tables": 1,  # gazeloc.report: tables, figures
 }

@@ -68,19 +68,22 @@ rule labels:
     params:
         reflacx=reflacx_dir(),
         version=stage_version("labels"),
+        mode=config["labeler"]["mode"],
     shell:
         "python -m gazeloc label --reflacx {params.reflacx:q} --phase {wildcards.phase}"
+        " --mode {params.mode}"
         " --out {output.mentions:q} --reports-out {output.reports:q} > {log:q} 2>&1"
 
 
+# Both labeler modes on the same phase-2 reports (a `mode` column), whichever the config uses.
 rule labeler_table:
     input:
         check=checked(
             [f"{RESULTS}/tables/labeler.csv"],
             [phase_part(2)],
         ),
-        reports=f"{LABELS}/phase2_reports.parquet",
         reflacx=phase_part(2),
+        rules=LABELER_RULES,
         dev_ids=LABELER_DEV_IDS,
     output:
         csv=f"{RESULTS}/tables/labeler.csv",
@@ -100,7 +103,7 @@ rule labeler_table:
         version=stage_version("labels"),
         gold_min_certainty=config["labeler"]["gold_min_certainty"],
     shell:
-        "python -m gazeloc label-eval --reports {input.reports:q} --reflacx {params.reflacx:q}"
+        "python -m gazeloc label-eval --reflacx {params.reflacx:q}"
         " --dev-ids {input.dev_ids:q} --phase 2"
         " --gold-min-certainty {params.gold_min_certainty}"
         " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"

@@ -159,7 +159,7 @@ def draw(panels: Sequence[Panel], out: str | Path, method: str) -> None:
                 solid_capstyle="butt",
             )
         for m in p.mentions:
-            tm = float(d.starts[d.token_at(m.start)])
+            tm = float(d.starts[d.mention_token(m.start)])
             ax.axvline(tm, color="tab:red", lw=1, ls="--")
         ax.set_ylim(-0.25, 1.15)
         ax.set_xlabel("time from the start of the recording (s)")

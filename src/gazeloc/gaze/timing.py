@@ -25,8 +25,12 @@ mentions into the wrong sentence; reference-method.md §13 item 6). The labeler'
 ``sentence`` column is not used.
 
 Mention times. The time of a mention is the start time of the token that contains its first
-character (``window_end: word_start``, the reference); a first character that is whitespace
-belongs to the next token (the first word of the phrase). For ``window_end: word_end``, the
+character (``window_end: word_start``, the reference). A first character that is whitespace
+(the reference-mode labeler writes such mentions for phrases that start at the space before a
+word: " mediastinum") belongs to the token before it, as in the reference, whose inclusive
+rule gives a space to the word it follows: in "wide mediastinum" the mention " mediastinum"
+has the time of "wide". Where the token before is in another sentence, the whitespace goes
+to the next token (the reference's labeler never matches there). For ``window_end: word_end``, the
 end-type times are the end time of the token that contains the mention's last character
 (the paper's "end of the mention"). Per sentence, ``first_mention`` and ``last_mention`` are
 taken over its positive and uncertain mentions of categories that map to a model label: the
@@ -59,7 +63,8 @@ class SentenceTimes:
 
     ``start``: start of its first token; ``end``: end of its last token (its ``.``);
     ``first_mention`` / ``last_mention``: start time of the token holding the first character
-    of its first / last positive-or-uncertain mention (``None`` without such a mention);
+    (:meth:`Dictation.mention_token`) of its first / last positive-or-uncertain mention
+    (``None`` without such a mention);
     ``first_mention_end`` / ``last_mention_end``: end time of the token holding that mention's
     last character (used by ``window_end: word_end``). ``char_start`` / ``char_end`` are the
     sentence's ``[start, end)`` offsets in the report.
@@ -185,6 +190,20 @@ class Dictation:
             raise ValueError(f"character offset {char} is after the last token")
         return i
 
+    def mention_token(self, char: int) -> int:
+        """The token whose start time is the time of a mention beginning at ``char``: the one
+        holding it, or, for whitespace, the token before it when that is in the same sentence
+        (module doc)."""
+        i = self.token_at(char)
+        if (
+            self.text[char].isspace()
+            and i > 0
+            and self.spans[i - 1, 1] <= char
+            and self.sentence[i - 1] == self.sentence[i]
+        ):
+            return i - 1
+        return i
+
     def sentence_at(self, char: int) -> int:
         """Sentence index of the token holding character ``char``."""
         return int(self.sentence[self.token_at(char)])
@@ -231,7 +250,7 @@ class Dictation:
             for kind, chosen in (("first", firsts.get(s)), ("last", lasts.get(s))):
                 if chosen is None:
                     continue
-                times[f"{kind}_mention"] = float(self.starts[self.token_at(chosen[0])])
+                times[f"{kind}_mention"] = float(self.starts[self.mention_token(chosen[0])])
                 last = chosen[1] - 1
                 while last > chosen[0] and self.text[last].isspace():
                     last -= 1

@@ -26,7 +26,14 @@ Steps for one report (all on tokens that keep their offsets into the raw text):
    itself -> ``uncertain``; else ``positive``. A *neutral* mention (heart size, mediastinum,
    hila, ...) is positive only when an ``abnormal`` qualifier of its category stands near it
    in its clause ("the heart is enlarged"); else ``uncertain`` if described as stable or
-   unchanged; else it is not a mention at all.
+   unchanged; else it is not a mention at all. An *anatomy* mention (reference-mode rule
+   files) is read the same way except that, with nothing said about it, it is ``positive``:
+   named anatomy is a mention of the finding unless negated or hedged, as the authors'
+   labeler reads "the heart" or "mediastinum".
+
+Modes (:data:`~gazeloc.labeler.rules_io.MODES`): ``gazeloc`` (the rule files of
+``rules/categories/``) and ``reference``, which takes Enlarged cardiac silhouette, Abnormal
+mediastinal contour and Lung nodule or mass from ``rules/reference/categories/``.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ _BOTH_GAP = 4  # words between "or"/"versus" and the findings on each side
 _LIST_GAP = 4  # words between a connector and the next finding of a list
 _QUALIFIER_GAP = 6  # words between a neutral mention and its abnormal qualifier
 
-_ROLE_ORDER = {"mention": 0, "uncertain": 1, "neutral": 2}
+_ROLE_ORDER = {"mention": 0, "uncertain": 1, "anatomy": 2, "neutral": 3}
 _SENTENCE_END = re.compile(r"\.(?![A-Za-z0-9])")
 
 
@@ -76,6 +83,7 @@ class _Unit:
     role: str
     start: int  # token index
     end: int  # token index, exclusive
+    lead_space: bool = False  # the mention starts at the space before token ``start``
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,7 @@ class _Trigger:
     rule: TriggerRule
     start: int
     end: int
+    covers: tuple[int, ...] = ()  # anatomy clusters inside the trigger phrase
 
 
 class Labeler:
@@ -93,8 +102,10 @@ class Labeler:
 
     # -- step 1: mentions --------------------------------------------------------------------
 
-    def _units(self, tokens: Tokens) -> tuple[list[_Unit], dict[str, list[tuple[int, int]]]]:
-        cands: dict[str, list[tuple[int, int, str]]] = {}
+    def _units(
+        self, tokens: Tokens, text: str
+    ) -> tuple[list[_Unit], dict[str, list[tuple[int, int]]]]:
+        cands: dict[str, list[tuple[int, int, str, bool]]] = {}
         nots: dict[str, list[tuple[int, int]]] = {}
         abnormal: dict[str, list[tuple[int, int]]] = {}
         for m in self.rules.phrases.find_all(tokens):
@@ -103,8 +114,10 @@ class Labeler:
                 nots.setdefault(role.category, []).append((m.start, m.end))
             elif role.role == "abnormal":
                 abnormal.setdefault(role.category, []).append((m.start, m.end))
-            else:
-                cands.setdefault(role.category, []).append((m.start, m.end, role.role))
+            elif not role.lead_space or _space_before(tokens, text, m.start):
+                cands.setdefault(role.category, []).append(
+                    (m.start, m.end, role.role, role.lead_space)
+                )
         units: list[_Unit] = []
         for category, found in cands.items():
             blocked = nots.get(category, ())
@@ -115,9 +128,9 @@ class Labeler:
             ]
             found.sort(key=lambda f: (f[0], f[0] - f[1], _ROLE_ORDER[f[2]]))
             last_end = -1
-            for start, end, role in found:
+            for start, end, role, lead in found:
                 if start >= last_end:
-                    units.append(_Unit(category, role, start, end))
+                    units.append(_Unit(category, role, start, end, lead))
                     last_end = end
         return units, abnormal
 
@@ -131,7 +144,7 @@ class Labeler:
         n = len(tokens)
         if n == 0:
             return []
-        units, abnormal = self._units(tokens)
+        units, abnormal = self._units(tokens, text)
         if not units:
             return []
         rules = self.rules
@@ -150,15 +163,23 @@ class Labeler:
             for i in range(start, end):
                 cluster_at[i] = ci
 
-        triggers = [
-            _Trigger(m.payload, m.start, m.end)
-            for m in rules.triggers.find_longest(tokens, rules.trigger_rank)
-            if all(cluster_at[i] < 0 for i in range(m.start, m.end))
-        ]
+        # A trigger phrase that takes in anatomy words ("normal contour", "normal in size and
+        # contour") says that of the anatomy: it reaches those clusters too. A trigger that
+        # overlaps any other mention is ignored.
+        anatomy_only = [True] * len(clusters)
+        for u in units:
+            if u.role != "anatomy":
+                anatomy_only[cluster_at[u.start]] = False
+        triggers: list[_Trigger] = []
+        for m in rules.triggers.find_longest(tokens, rules.trigger_rank):
+            inside = sorted({cluster_at[i] for i in range(m.start, m.end) if cluster_at[i] >= 0})
+            if all(anatomy_only[ci] for ci in inside):
+                triggers.append(_Trigger(m.payload, m.start, m.end, tuple(inside)))
         trig_at = [-1] * n
         for ti, t in enumerate(triggers):
             for i in range(t.start, t.end):
-                trig_at[i] = ti
+                if cluster_at[i] < 0:
+                    trig_at[i] = ti
         stop = [p and norm[i] == "." for i, p in enumerate(punct)]
         for m in rules.terminators.find_longest(tokens):
             if all(trig_at[i] < 0 for i in range(m.start, m.end)):
@@ -270,7 +291,7 @@ class Labeler:
         kinds: list[set[str]] = [set() for _ in clusters]
         for t in triggers:
             if t.rule.kind != "pseudo":
-                for ci in reach(t):
+                for ci in (*reach(t), *t.covers):
                     kinds[ci].add(t.rule.kind)
 
         # -- step 3: status --------------------------------------------------------------------
@@ -295,11 +316,13 @@ class Labeler:
                 status = "negative"
             elif "post_negation_uncertainty" in found or u.role == "uncertain":
                 status = "uncertain"
-            elif u.role == "neutral":
+            elif u.role in ("neutral", "anatomy"):
                 if qualified(u):
                     status = "positive"
                 elif "stability" in found:
                     status = "uncertain"
+                elif u.role == "anatomy":
+                    status = "positive"
                 else:
                     continue
             else:
@@ -308,7 +331,7 @@ class Labeler:
                 Mention(
                     u.category,
                     rules.model_labels[u.category],
-                    tokens.start[u.start],
+                    tokens.start[u.start] - (1 if u.lead_space else 0),
                     tokens.end[u.end - 1],
                     status,
                 )
@@ -317,19 +340,30 @@ class Labeler:
         return mentions
 
 
-@lru_cache(maxsize=1)
-def default_labeler() -> Labeler:
-    """The labeler with the package's rule files (loaded once)."""
-    return Labeler()
+def _space_before(tokens: Tokens, text: str, i: int) -> bool:
+    """Whether token ``i`` follows a space inside its sentence (not first in the sentence)."""
+    if i == 0:
+        return False
+    before = i - 1
+    sentence_end = tokens.punct[before] and tokens.norm[before] == "."
+    start = tokens.start[i]
+    return not sentence_end and start > 0 and text[start - 1].isspace()
 
 
-def label_report(text: str) -> list[Mention]:
+@lru_cache(maxsize=2)
+def default_labeler(mode: str = "gazeloc") -> Labeler:
+    """The labeler with the package's rule files for a mode (loaded once per mode)."""
+    return Labeler(load_rules(mode=mode))
+
+
+def label_report(text: str, mode: str = "gazeloc") -> list[Mention]:
     """Every mention in a report: one :class:`Mention` per (matched span, category).
 
     ``start``/``end`` are character offsets into ``text`` itself (no cleaning). An empty or
-    blank report has no mentions; a non-string raises :class:`TypeError`.
+    blank report has no mentions; a non-string raises :class:`TypeError`. ``mode``: the
+    labeler mode (module doc).
     """
-    return default_labeler().label(text)
+    return default_labeler(mode).label(text)
 
 
 # --- sentences ----------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Per abnormality category of the phase: gold positive = the radiologist's certainty is at least
 ``gold_min_certainty`` (default 1, the reference's "> 0", which counts "Unlikely" too);
-detected = report-level label positive or uncertain. Readings listed as labeler-development
+detected = report-level label positive or uncertain. The same reports are labelled and
+evaluated in every labeler mode (``gazeloc`` and ``reference``), one block of rows per mode
+(the ``mode`` column). Readings listed as labeler-development
 ids (the paper's 108 for real data) are excluded, as are discarded readings (no report).
 Phase-1 gold columns are read through their phase-2/3 names (``PHASE1_TO_PHASE23``; the
 highest certainty among aliases).
@@ -12,21 +14,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import polars as pl
 
-from gazeloc.errors import DataFormatError
 from gazeloc.io.reflacx import READING_ID, read_metadata
 from gazeloc.ioutil import atomic_write_text
-from gazeloc.labeler.rules_io import CATEGORIES
+from gazeloc.labeler.rules_io import CATEGORIES, MODES
 from gazeloc.labels import PHASE1_TO_PHASE23, reflacx_certainty_labels
 from gazeloc.splits import read_id_list
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ("category", "n_gold_positive", "n_detected", "recall", "precision")
+TABLE_COLUMNS = ("mode", "category", "n_gold_positive", "n_detected", "recall", "precision")
+"""Columns of ``labeler.csv``: one row per labeler mode and gold category."""
 
 
 def gold_labels(reflacx_root: str | Path, phase: int, min_certainty: int = 1) -> pl.DataFrame:
@@ -50,12 +52,17 @@ def gold_labels(reflacx_root: str | Path, phase: int, min_certainty: int = 1) ->
 
 
 def labeler_table(
-    reports: pl.DataFrame, gold: pl.DataFrame, exclude_ids: Iterable[str] = ()
+    reports: pl.DataFrame,
+    gold: pl.DataFrame,
+    exclude_ids: Iterable[str] = (),
+    *,
+    mode: str = "gazeloc",
 ) -> pl.DataFrame:
-    """Per gold category: ``n_gold_positive, n_detected, recall, precision`` (NaN if undefined).
+    """Per gold category: ``mode, category, n_gold_positive, n_detected, recall, precision``
+    (NaN if undefined).
 
-    ``reports`` is a ``phase{P}_reports`` frame; readings missing from it count as not
-    detected; ``exclude_ids`` are dropped from both.
+    ``reports`` is a ``phase{P}_reports`` frame made by the labeler of ``mode``; readings
+    missing from it count as not detected; ``exclude_ids`` are dropped from both.
     """
     excluded = set(exclude_ids)
     gold = gold.filter(~pl.col("reading_id").is_in(sorted(excluded)))
@@ -72,6 +79,7 @@ def labeler_table(
         n_gold, n_det, tp = int(g.sum()), int(d.sum()), int((g & d).sum())
         rows.append(
             {
+                "mode": mode,
                 "category": c,
                 "n_gold_positive": n_gold,
                 "n_detected": n_det,
@@ -80,6 +88,7 @@ def labeler_table(
             }
         )
     schema = {
+        "mode": pl.String(),
         "category": pl.String(),
         "n_gold_positive": pl.Int64(),
         "n_detected": pl.Int64(),
@@ -96,25 +105,27 @@ def _fmt(value: float) -> str:
 def table_markdown(table: pl.DataFrame, *, n_readings: int, phase: int, min_certainty: int) -> str:
     """The table as Markdown, with a note on what was evaluated."""
     lines = [
-        "| Category | Gold positive | Detected | Recall | Precision |",
-        "|---|---:|---:|---:|---:|",
+        "| Mode | Category | Gold positive | Detected | Recall | Precision |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for row in table.iter_rows(named=True):
         lines.append(
-            f"| {row['category']} | {row['n_gold_positive']} | {row['n_detected']} | "
-            f"{_fmt(row['recall'])} | {_fmt(row['precision'])} |"
+            f"| {row['mode']} | {row['category']} | {row['n_gold_positive']} | "
+            f"{row['n_detected']} | {_fmt(row['recall'])} | {_fmt(row['precision'])} |"
         )
     note = (
         f"\nReport-level labels (positive or uncertain = detected) against the radiologists' "
         f"labels of {n_readings} phase-{phase} readings (labeler-development readings "
         f"excluded); gold positive = certainty >= {min_certainty}. n/a: no gold positive or "
-        "nothing detected.\n"
+        "nothing detected. Mode: the labeler's phrase semantics (labeler.mode; gazeloc: "
+        "anatomy such as the heart or the mediastinum is a mention only when something is "
+        "said about it; reference: the authors' labeler, anatomy is a mention unless negated "
+        "and 'density' is also a lung nodule or mass), both on the same reports.\n"
     )
     return "\n".join(lines) + "\n" + note
 
 
 def write_labeler_table(
-    reports_path: str | Path,
     reflacx_root: str | Path,
     dev_ids_path: str | Path,
     csv_out: str | Path,
@@ -122,19 +133,34 @@ def write_labeler_table(
     *,
     phase: int = 2,
     min_certainty: int = 1,
+    modes: Sequence[str] = MODES,
 ) -> pl.DataFrame:
-    """Evaluate ``phase{P}_reports.parquet`` and write ``labeler.csv`` and ``labeler.md``."""
-    reports = pl.read_parquet(reports_path)
-    missing = [c for c in ("reading_id", *CATEGORIES) if c not in reports.columns]
-    if missing:
-        raise DataFormatError(reports_path, f"missing columns {missing}", column=missing[0])
+    """Label the phase's reports in each of ``modes``, evaluate them against the
+    radiologists' labels and write ``labeler.csv`` and ``labeler.md`` (rows by mode)."""
+    from gazeloc.labeler.engine import default_labeler
+    from gazeloc.labeler.reports import label_texts, read_reports
+
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise ValueError(f"labeler modes must be some of {MODES}, not {list(modes)}")
     dev_ids = read_id_list(dev_ids_path, READING_ID, "reading id")
     gold = gold_labels(reflacx_root, phase, min_certainty)
-    table = labeler_table(reports, gold, dev_ids)
+    texts = read_reports(reflacx_root, phase)
+    tables = []
+    for mode in dict.fromkeys(modes):
+        _, reports = label_texts(texts, default_labeler(mode))
+        tables.append(labeler_table(reports, gold, dev_ids, mode=mode))
+    table = pl.concat(tables)
     n = gold.filter(~pl.col("reading_id").is_in(dev_ids)).height
     atomic_write_text(csv_out, table.write_csv())
     atomic_write_text(
         md_out, table_markdown(table, n_readings=n, phase=phase, min_certainty=min_certainty)
     )
-    log.info("labeler evaluated on %d phase-%d readings (%d excluded)", n, phase, len(dev_ids))
+    log.info(
+        "labeler evaluated on %d phase-%d readings (%d excluded), modes %s",
+        n,
+        phase,
+        len(dev_ids),
+        ", ".join(dict.fromkeys(modes)),
+    )
     return table

@@ -91,23 +91,30 @@ def read_reports(reflacx_root: str | Path, phase: int) -> dict[str, str]:
 
 
 def write_labels(
-    reflacx_root: str | Path, phase: int, mentions_out: str | Path, reports_out: str | Path
+    reflacx_root: str | Path,
+    phase: int,
+    mentions_out: str | Path,
+    reports_out: str | Path,
+    *,
+    mode: str = "gazeloc",
 ) -> tuple[int, int]:
-    """Label a phase's reports and write both labels files atomically.
+    """Label a phase's reports with the labeler of ``mode`` (``labeler.mode``) and write both
+    labels files atomically.
 
     Returns (readings labelled, mentions). Errors in the REFLACX files raise
     :class:`~gazeloc.errors.DataFormatError` before anything is written.
     """
     texts = read_reports(reflacx_root, phase)
-    mentions, reports = label_texts(texts, progress=True)
+    mentions, reports = label_texts(texts, default_labeler(mode), progress=True)
     with atomic_path(mentions_out) as tmp:
         mentions.write_parquet(tmp)
     with atomic_path(reports_out) as tmp:
         reports.write_parquet(tmp)
     present = mentions.filter(pl.col("status") != "negative").height
     log.info(
-        "phase %d: %d reports, %d mentions (%d positive or uncertain)",
+        "phase %d, labeler mode %s: %d reports, %d mentions (%d positive or uncertain)",
         phase,
+        mode,
         len(texts),
         mentions.height,
         present,

@@ -31,18 +31,28 @@ TRIGGER_KINDS: tuple[str, ...] = (
 
 SCOPES = ("following", "preceding", "either", "both")
 
-ROLES = ("mention", "uncertain", "neutral", "not", "abnormal")
-"""Phrase lists of a category file. ``mention``, ``uncertain`` and ``neutral`` phrases are
-mentions; ``not`` phrases cancel overlapping mentions; ``abnormal`` phrases qualify neutral
-mentions."""
+ROLES = ("mention", "uncertain", "neutral", "anatomy", "not", "abnormal")
+"""Phrase lists of a category file. ``mention``, ``uncertain``, ``neutral`` and ``anatomy``
+phrases are mentions; ``not`` phrases cancel overlapping mentions; ``abnormal`` phrases qualify
+neutral mentions."""
+
+MODES: tuple[str, ...] = ("gazeloc", "reference")
+"""Labeler modes (config ``labeler.mode``). ``reference`` replaces the category files that
+``rules/reference/categories/`` holds (the authors' labeler's semantics) and keeps the rest."""
+
+LEAD_SPACE = "_"
+"""A phrase written with a leading ``_`` (reference-mode files) matches only where a space
+precedes it inside its sentence, and its mention starts at that space."""
 
 
 @dataclass(frozen=True)
 class PhraseRole:
-    """Payload of a category phrase: its category and role."""
+    """Payload of a category phrase: its category, role and whether the mention starts at
+    the space before the phrase (:data:`LEAD_SPACE`)."""
 
     category: str
     role: str
+    lead_space: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class Rules:
     verbs: frozenset[str]
     connectors: frozenset[str]
     model_labels: dict[str, tuple[str, ...]]
+    mode: str = "gazeloc"
 
 
 def default_rules_dir() -> Path:
@@ -112,14 +123,31 @@ def _add(path: Path, target: PhraseSet[Any], phrase: str, payload: Any, key: str
         raise DataFormatError(path, f"bad phrase under '{key}': {exc}", column=key) from None
 
 
-def load_rules(rules_dir: str | Path | None = None) -> Rules:
-    """Read and compile the rule files of ``rules_dir`` (default: the package's own)."""
+def category_files(root: Path, mode: str = "gazeloc") -> list[Path]:
+    """The category files of a mode: ``categories/*.yaml``, where ``reference`` mode takes
+    each file that ``reference/categories/`` has under the same name instead."""
+    if mode not in MODES:
+        raise ValueError(f"labeler mode must be one of {MODES}, not {mode!r}")
+    files = {p.name: p for p in sorted((root / "categories").glob("*.yaml"))}
+    if mode == "reference":
+        for path in sorted((root / "reference" / "categories").glob("*.yaml")):
+            if path.name not in files:
+                raise DataFormatError(
+                    path, f"replaces no file of {root / 'categories'} (names must match)"
+                )
+            files[path.name] = path
+    return [files[name] for name in sorted(files)]
+
+
+def load_rules(rules_dir: str | Path | None = None, mode: str = "gazeloc") -> Rules:
+    """Read and compile the rule files of ``rules_dir`` (default: the package's own) for a
+    labeler mode (:data:`MODES`)."""
     root = Path(rules_dir) if rules_dir is not None else default_rules_dir()
     phrases: PhraseSet[PhraseRole] = PhraseSet()
     common = _load_yaml(root / "common.yaml")
     common_abnormal = _phrase_list(root / "common.yaml", common, "abnormal")
     seen: set[str] = set()
-    for path in sorted((root / "categories").glob("*.yaml")):
+    for path in category_files(root, mode):
         data = _load_yaml(path)
         unknown = set(data) - {"category", *ROLES}
         if unknown:
@@ -134,8 +162,14 @@ def load_rules(rules_dir: str | Path | None = None) -> Rules:
         seen.add(category)
         for role in ROLES:
             for phrase in _phrase_list(path, data, role):
-                _add(path, phrases, phrase, PhraseRole(category, role), role)
-        if data.get("neutral"):
+                lead = phrase.startswith(LEAD_SPACE)
+                if lead and role in ("not", "abnormal"):
+                    raise DataFormatError(
+                        path, f"'{phrase}': a leading _ only marks mention phrases", column=role
+                    )
+                payload = PhraseRole(category, role, lead)
+                _add(path, phrases, phrase[1:] if lead else phrase, payload, role)
+        if data.get("neutral") or data.get("anatomy"):
             for phrase in common_abnormal:
                 _add(
                     root / "common.yaml",
@@ -183,4 +217,5 @@ def load_rules(rules_dir: str | Path | None = None) -> Rules:
         verbs=words["verbs"],
         connectors=words["connectors"],
         model_labels={c: REFLACX_TO_MODEL.get(c, ()) for c in CATEGORIES},
+        mode=mode,
     )

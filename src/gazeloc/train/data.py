@@ -25,10 +25,16 @@ annotations                 labels                  maps (``10 × S × S``)
 ``ellipse``                 ``ellipse_labels``      ``ellipses``
 ==========================  ======================  =========================================
 
-A positive label whose map is all zero has no localization (for ET: all its mentions had empty
+A positive ET label whose map is all zero has no localization (all its mentions had empty
 windows): that label's annotated term is left out of the loss and the decoder is not trained on
 it (design.md quirk table). Every other label of an annotated image is trained on its map,
 including negative labels (all cells pushed to negative, reference §7.2).
+
+A positive ellipse label whose ellipses all vanish in the frame (smaller than a pixel at
+``images.size``) has an all-zero mask. ``vanishing_ellipses: negative`` (the default, the
+reference) trains it like any annotated label, on that all-negative map (grid term and decoder
+target); ``skip`` leaves it out of the loss and the decoder, like an ET label without
+localization.
 
 Loader items hold raw arrays only (uint8 images, stored maps); conversion, augmentation and
 pooling happen on the training device.
@@ -141,7 +147,13 @@ class AnnotationStore:
         heatmaps: str | Path | None = None,
         ellipses: str | Path | None = None,
         label_specific: bool = True,
+        vanishing_ellipses: str = "negative",
     ) -> None:
+        if vanishing_ellipses not in ("negative", "skip"):
+            raise ValueError(
+                f"vanishing_ellipses must be negative or skip, not {vanishing_ellipses!r}"
+            )
+        self.vanishing_ellipses = vanishing_ellipses
         if annotations not in ("et", "ellipse"):
             raise ValueError(f"annotations must be et or ellipse, not {annotations!r}")
         self.annotations = annotations
@@ -180,7 +192,11 @@ class AnnotationStore:
             labels = _bool10(
                 h5.dataset(reading_id, "ellipse_labels"), h5.path, reading_id, "ellipse_labels"
             )
-            localized = maps.reshape(N_LABELS, -1).any(axis=1)
+            localized = (
+                labels
+                if self.vanishing_ellipses == "negative"
+                else maps.reshape(N_LABELS, -1).any(axis=1)
+            )
         elif self.label_specific:
             h5 = self.heatmaps
             maps = np.asarray(h5.dataset(reading_id, "et"))
@@ -399,6 +415,7 @@ def build_data(
             heatmaps=heatmaps,
             ellipses=ellipses,
             label_specific=resolved.get("label_specific_heatmaps", True),
+            vanishing_ellipses=resolved.get("training", {}).get("vanishing_ellipses", "negative"),
         )
         readings = store.readings().filter(pl.col("split") == "train")
         readings = _drop_unavailable(readings, available, "annotated train")

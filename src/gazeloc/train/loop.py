@@ -3,7 +3,10 @@
 Per run (reference-method.md §8): AMSGrad Adam (``lr``, coupled weight decay), batches drawn
 uniformly without replacement from the union of MIMIC train and the annotated train readings
 (``drop_last``), ``L = L_I + λ_T L_T``, and after every epoch the mean AUC over labels on MIMIC
-val; the best epoch (ties: the later one) becomes ``model.pt``.
+val; the best epoch (ties: the later one) becomes ``model.pt``. As in the reference, a batch
+without a decoder target (no annotated image with a positive, localized label) gives the
+decoder no gradient at all, so the optimizer leaves its weights, moments and weight decay
+alone on that step (:meth:`Step.loss`).
 
 Reproducibility: every random choice is a function of ``(seed, epoch, step)`` — the model's
 initialisation (``seed``), each epoch's permutation (``seed, epoch``), each batch's
@@ -136,6 +139,20 @@ def annotation_targets(
     return grid_target, dec
 
 
+def decoder_mask(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``[B, K]`` bool: the image-label pairs that train the decoder (annotated, positive,
+    with a localization: ``known``)."""
+    return batch["annotated"][:, None] & (batch["labels"] > 0) & batch["known"]
+
+
+def decoder_supervised(batch: dict[str, torch.Tensor]) -> bool:
+    """Whether a batch has a decoder target at all (at least one :func:`decoder_mask` pair).
+
+    Read from the batch as the loader gives it (CPU tensors), so deciding costs no device
+    synchronisation."""
+    return bool(decoder_mask(batch).any())
+
+
 class Step:
     """One optimisation step's loss computation (shared by training and benchmarks)."""
 
@@ -188,7 +205,15 @@ class Step:
     def loss(
         self, batch: dict[str, torch.Tensor], params: Any | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``(L, L_I, L_T)`` of a batch (``L_T`` None without a decoder)."""
+        """``(L, L_I, L_T)`` of a batch (``L_T`` None without a decoder).
+
+        On a batch without a decoder target (no annotated image with a positive, localized
+        label: :func:`decoder_supervised`) ``L_T`` is a constant 0 outside the graph, as in
+        the reference: the decoder still runs forward (its BatchNorm statistics update) but
+        its parameters get no gradient (``grad`` stays None), so the optimizer's step leaves
+        them, their Adam moments and their weight decay untouched.
+        """
+        supervised = decoder_supervised(batch)  # the CPU copy: no device sync
         images, maps, b = self.prepare(batch, params)
         with self.autocast:
             out = self.forward(images)
@@ -213,15 +238,16 @@ class Step:
             label_mask=b["known"],
         )
         dec = None
-        if use_decoder:
+        if use_decoder and not supervised:
+            dec = torch.zeros((), device=self.device)
+        elif use_decoder:
             logits = out.decoder_logits.float()
             target = torch.zeros_like(logits)
             target[b["map_index"]] = dec_t
-            mask = b["annotated"][:, None] & (b["labels"] > 0) & b["known"]
             dec = decoder_loss(
                 logits,
                 target,
-                mask,
+                decoder_mask(b),
                 binary=self.options.decoder_target == "binary",
                 threshold=self.options.heatmap_threshold,
             )

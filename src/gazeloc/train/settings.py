@@ -39,6 +39,7 @@ EXPERIMENTS: tuple[str, ...] = (
 ANNOTATIONS = ("none", "ellipse", "et")
 DECODER_TARGETS = ("soft", "binary")
 SUBSETS = ("prefix", "random")
+VANISHING_ELLIPSES = ("negative", "skip")
 DEVICES = ("auto", "cpu", "cuda")
 RUNTIME_KEYS = ("workers", "device", "compile", "checkpoint_minutes")
 """Training keys that change how fast a run goes, not its result: excluded from the resume
@@ -62,6 +63,7 @@ class TrainingOptions:
     augment_interpolation: str = "nearest"
     percentage_annotated: float = 1.0
     subset: str = "prefix"
+    vanishing_ellipses: str = "negative"
     bf16: bool = True
     channels_last: bool = True
     compile: bool = False
@@ -78,6 +80,10 @@ class TrainingOptions:
             (0 <= self.heatmap_threshold < 1, "heatmap_threshold must be in [0, 1)"),
             (self.decoder_target in DECODER_TARGETS, f"decoder_target: {DECODER_TARGETS}"),
             (self.subset in SUBSETS, f"subset must be one of {SUBSETS}"),
+            (
+                self.vanishing_ellipses in VANISHING_ELLIPSES,
+                f"vanishing_ellipses must be one of {VANISHING_ELLIPSES}",
+            ),
             (self.device in DEVICES, f"device must be one of {DEVICES}"),
             (self.augment_interpolation in ("nearest", "bilinear"), "augment_interpolation"),
         )
@@ -130,17 +136,25 @@ ANNOTATED_ONLY_KEYS = (
     "decoder_target",
     "percentage_annotated",
     "subset",
+    "vanishing_ellipses",
 )
 """Training keys that only act on annotated images: an experiment without annotations does not
 depend on them (a change to one of them does not rerun it)."""
 
 
+ELLIPSE_ONLY_KEYS = ("vanishing_ellipses",)
+"""Training keys that only act on ellipse annotations (``annotations: ellipse``)."""
+
+
 def method_settings(resolved: dict[str, Any]) -> dict[str, Any]:
-    """``resolved`` without the runtime-only training keys (:data:`RUNTIME_KEYS`) and, for an
-    experiment without annotations, without :data:`ANNOTATED_ONLY_KEYS` (their defaults are
-    used and change nothing)."""
+    """``resolved`` without the runtime-only training keys (:data:`RUNTIME_KEYS`), for an
+    experiment without annotations without :data:`ANNOTATED_ONLY_KEYS`, and for one without
+    ellipse annotations without :data:`ELLIPSE_ONLY_KEYS` (their defaults are used and change
+    nothing)."""
     out = copy.deepcopy(resolved)
     dropped = RUNTIME_KEYS + (ANNOTATED_ONLY_KEYS if out["annotations"] == "none" else ())
+    if out["annotations"] != "ellipse":
+        dropped += ELLIPSE_ONLY_KEYS
     for key in dropped:
         out["training"].pop(key, None)
     return out
