@@ -26,6 +26,7 @@ include: "workflow/rules/labels.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/heatmaps.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

@@ -136,6 +136,7 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         stop_after_steps=args.stop_after_steps,
+        data_roots=dict(item.partition("=")[::2] for item in args.data_roots),
     )
     return 0
 
@@ -355,6 +356,30 @@ def _figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from gazeloc.predict import PredictOptions, predict
+
+    torch.set_num_threads(max(1, args.threads))
+    options = PredictOptions(
+        source=args.source,
+        selection=str(args.selection) if args.selection else None,
+        min_probability=args.min_probability,
+        all_labels=args.all_labels,
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        strict=args.strict,
+        overlay_size=args.overlay_size,
+        progress=not args.no_progress,
+    )
+    summary = predict(args.model, args.images, args.out, options)
+    print(f"{summary['images']} images, {summary['skipped']} skipped -> {args.out}")
+    print(summary["source_note"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gazeloc",
@@ -535,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmaps", type=Path, default=None, help="heatmaps/phase3.h5 (et)")
     p.add_argument("--ellipses", type=Path, default=None, help="ellipses/phase3.h5 (ellipse)")
     p.add_argument("--out-dir", type=Path, required=True, help="run folder")
+    p.add_argument(
+        "--data-roots",
+        nargs="*",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="dataset roots recorded in the model card (e.g. mimic=/data/mimic-cxr-jpg)",
+    )
     p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
     p.add_argument(
         "--workers", type=int, default=None, help="data-loading processes (overrides --runtime)"
@@ -776,6 +808,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the readings' draw")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.set_defaults(func=_figures)
+
+    p = sub.add_parser(
+        "predict",
+        help="apply a trained model.pt to new images (JPEG, PNG, DICOM)",
+        description="Probabilities of the 10 labels for each image, the chosen heatmap in "
+        "the image's own pixels and an overlay per image. Writes OUT/predictions.csv, "
+        "OUT/heatmaps.h5, OUT/overlays/<name>.png, OUT/skipped.csv and OUT/predict.json. "
+        "Files that cannot be read are listed in skipped.csv (or stop the run with --strict). "
+        "Never uses the network.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="model.pt of gazeloc train")
+    p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--source",
+        choices=("grid", "decoder", "gradcam", "chosen"),
+        default="chosen",
+        help="heatmap source; chosen (default): the one chosen on validation for the model's "
+        "experiment in selection.csv, with its per-label thresholds (without a selection: the "
+        "reference's fixed source and no threshold)",
+    )
+    p.add_argument(
+        "--selection",
+        type=Path,
+        default=None,
+        help="selection.csv of gazeloc tables (default: RESULTS/tables/selection.csv of the "
+        "results folder the model is in, when it exists)",
+    )
+    p.add_argument(
+        "--min-probability",
+        type=float,
+        default=0.5,
+        help="write heatmaps and overlay panels for the labels with at least this probability",
+    )
+    p.add_argument("--all-labels", action="store_true", help="heatmaps for every label")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--workers", type=int, default=0, help="image-reading processes")
+    p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
+    p.add_argument(
+        "--overlay-size",
+        type=int,
+        default=512,
+        help="long side of each overlay panel in pixels (0: the original size)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_predict)
     return parser
 
 

@@ -16,9 +16,10 @@ STAGE_VERSIONS: dict[str, int] = {
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction, Figure 1
-    "train": 3,  # gazeloc.model, gazeloc.train: trained models
+    "train": 4,  # gazeloc.model, gazeloc.train: trained models (4: model card, image settings)
     "evaluate": 1,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics
     "tables": 1,  # gazeloc.report: tables, figures
+    "predict": 1,  # gazeloc.predict: predictions, heatmaps and overlays of new images
 }
 
 

@@ -1,5 +1,5 @@
 # Training: one job per enabled experiment x seed (a GPU job on a cluster), resumable.
-# Outputs: results/models/{experiment}/seed{seed}/model.pt and train_log.csv; the resume
+# Outputs: results/models/{experiment}/seed{seed}/model.pt, model_card.md and train_log.csv; the resume
 # checkpoint under .../resume/ is not declared, so Snakemake never deletes it.
 # Targets are computed when the DAG is built, after every rule file is read: an experiment
 # whose heatmaps/ellipses file no rule makes yet is left out (with a message).
@@ -21,6 +21,7 @@ rule train:
     output:
         model=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/model.pt",
         log_csv=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/train_log.csv",
+        card=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/model_card.md",
     log:
         f"{LOGS}/train/{{experiment}}/seed{{seed}}.log",
     benchmark:
@@ -43,9 +44,12 @@ rule train:
             for kind in ("heatmaps", "ellipses")
             if kind in input.keys()
         ),
+        reflacx=reflacx_dir(),
+        mimic=mimic_dir(),
     shell:
         "python -m gazeloc train --settings {params.settings:q}"
         " --runtime {params.runtime_options:q} --seed {wildcards.seed}"
         " --index {input.index:q} --manifest {input.manifest:q} {params.annotations}"
         ' --out-dir "$(dirname {output.model:q})" --threads {threads}'
+        " --data-roots reflacx={params.reflacx:q} mimic={params.mimic:q}"
         " --workers $(( {threads} - 1 )) > {log:q} 2>&1"

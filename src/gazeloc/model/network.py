@@ -315,13 +315,18 @@ def load_model(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[GazeLocNet, dict]:
     """The trained model of a ``model.pt`` (eval mode) and its metadata (experiment, seed,
-    epoch, validation AUC, settings). Read with ``weights_only=True``."""
+    epoch, validation AUC, settings, ...); ``meta["card"]`` holds the facts of the model card
+    (:func:`gazeloc.model.card.card_facts`, what ``model_card.md`` shows). Read with
+    ``weights_only=True``."""
+    from gazeloc.model.card import card_facts
+
     payload = torch.load(path, map_location=map_location, weights_only=True)
     settings = ModelSettings.from_dict({**payload["model"], "pretrained": "none"})
     model = GazeLocNet(settings)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    meta["card"] = card_facts(meta)
     return model, meta
 
 

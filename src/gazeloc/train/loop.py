@@ -18,7 +18,10 @@ Files of a run folder ``{out}/`` (design.md):
 
 * ``model.pt`` — the best epoch: ``state_dict``, ``model`` (architecture settings), ``settings``
   (the resolved experiment), ``experiment``, ``seed``, ``epoch`` (1-based), ``val_auc``,
-  ``labels``, ``ablation``;
+  ``labels``, ``ablation``, ``options``, ``images`` (the frame settings of the shards: size,
+  DCT scaling, resampling — what ``gazeloc predict`` repeats), ``initialisation`` (the encoder's
+  starting weights and their SHA-256) and ``data`` (dataset roots, image counts by split);
+* ``model_card.md`` — those facts for a reader (:mod:`gazeloc.model.card`);
 * ``train_log.csv`` — one row per epoch (:data:`LOG_COLUMNS` + per-label validation AUCs);
 * ``resume/last.pt`` — model, optimizer, position (epoch, step), the best so far and the log;
   written after each epoch and every ``checkpoint_minutes`` within an epoch;
@@ -55,6 +58,12 @@ from gazeloc.errors import NonFiniteLossError
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, image_probabilities
+from gazeloc.model.card import (
+    card_facts,
+    initialisation_facts,
+    manifest_image_settings,
+    render_card,
+)
 from gazeloc.model.losses import decoder_loss, mil_loss, total_loss
 from gazeloc.train.augment import augment_batch, sample_params
 from gazeloc.train.data import ImageLabelSet, TrainingData, build_data, collate
@@ -375,6 +384,21 @@ def _log_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def data_counts(data: TrainingData, index: str | Path) -> dict[str, int]:
+    """Images a run trained and validated on, and the MIMIC test images of the index."""
+    import polars as pl
+
+    test = pl.read_parquet(index, columns=["split", "in_mimic"]).filter(
+        pl.col("in_mimic") & (pl.col("split") == "test")
+    )
+    return {
+        "mimic_train": int(data.train.n_unannotated),
+        "annotated_train": int(data.train.n_annotated),
+        "mimic_val": len(data.val),
+        "mimic_test": int(test.height),
+    }
+
+
 def _better(auc: float, best: float | None) -> bool:
     """Ties favour the later epoch; NaN counts as the lowest value."""
     value = -math.inf if math.isnan(auc) else auc
@@ -394,8 +418,10 @@ def train(
     stop_after_steps: int | None = None,
     on_step: Callable[[int], None] | None = None,
     data: TrainingData | None = None,
+    data_roots: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) one run; write ``model.pt`` and ``train_log.csv`` under ``out_dir``.
+    """Train (or resume) one run; write ``model.pt``, ``model_card.md`` and ``train_log.csv``
+    under ``out_dir``. ``data_roots`` (dataset name → folder) is recorded in the card.
 
     ``stop_after_steps`` saves a resume checkpoint after that many steps of the whole run and
     returns early (what a kill right after a checkpoint leaves behind); ``on_step(global_step)``
@@ -618,22 +644,24 @@ def train(
             return {"stopped": True, "global_step": global_step}
 
     best = _load(resume_dir / "best.pt")
-    _save(
-        {
-            "format": MODEL_FORMAT,
-            "state_dict": best["model"],
-            "model": msettings.to_dict(),
-            "settings": json.loads(settings_json(resolved)),
-            "experiment": resolved.get("experiment"),
-            "seed": seed,
-            "epoch": best["epoch"],
-            "val_auc": best["val_auc"],
-            "labels": list(MODEL_LABELS),
-            "ablation": ablation_flags(resolved),
-            "options": asdict(options),
-        },
-        out_dir / "model.pt",
-    )
+    payload = {
+        "format": MODEL_FORMAT,
+        "state_dict": best["model"],
+        "model": msettings.to_dict(),
+        "settings": json.loads(settings_json(resolved)),
+        "experiment": resolved.get("experiment"),
+        "seed": seed,
+        "epoch": best["epoch"],
+        "val_auc": best["val_auc"],
+        "labels": list(MODEL_LABELS),
+        "ablation": ablation_flags(resolved),
+        "options": asdict(options),
+        "images": manifest_image_settings(manifest),
+        "initialisation": initialisation_facts(msettings.pretrained, msettings.backbone),
+        "data": {"roots": dict(data_roots or {}), "counts": data_counts(data, index)},
+    }
+    _save(payload, out_dir / "model.pt")
+    atomic_write_text(out_dir / "model_card.md", render_card(card_facts(payload)))
     atomic_write_text(out_dir / "train_log.csv", _log_csv(state["log"]))
     log.info(
         "best epoch %s (val AUC %s) -> %s", best["epoch"], best["val_auc"], out_dir / "model.pt"

@@ -1,0 +1,51 @@
+# Apply one trained model to a folder of new images (gazeloc predict; docs/predict.md).
+# Off unless predict.images is set. Outputs: results/predictions/{experiment}/seed{seed}/
+# predictions.csv, heatmaps.h5, overlays/, skipped.csv, predict.json.
+from gazeloc.predict import workflow as predict_cfg
+
+PREDICTED = f"{RESULTS}/predictions/{{experiment}}/seed{{seed}}"
+TARGETS.extend(predict_cfg.predict_targets(config, RESULTS))
+
+
+rule predict:
+    input:
+        model=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/model.pt",
+        images=lambda w: predict_cfg.predict_settings(config)["images"],
+        selection=f"{RESULTS}/tables/selection.csv",
+    output:
+        predictions=report(
+            f"{PREDICTED}/predictions.csv",
+            caption="../report/predictions.rst",
+            category="Predictions",
+        ),
+        heatmaps=f"{PREDICTED}/heatmaps.h5",
+        overlays=report(
+            directory(f"{PREDICTED}/overlays"),
+            patterns=["{name}.png"],
+            caption="../report/overlays.rst",
+            category="Predictions",
+        ),
+        skipped=f"{PREDICTED}/skipped.csv",
+        info=f"{PREDICTED}/predict.json",
+    log:
+        f"{LOGS}/predict/{{experiment}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/predict/{{experiment}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        experiment="|".join(train_cfg.EXPERIMENTS),
+    conda:
+        "../../envs/gazeloc-cuda.yaml"
+    threads: config["evaluation"]["workers"] + 1
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=120,
+    params:
+        version=stage_version("predict"),
+        batch_size=config["evaluation"]["batch_size"],
+        device=config["evaluation"]["device"],
+    shell:
+        "python -m gazeloc predict --model {input.model} {input.images:q}"
+        " --out $(dirname {output.predictions:q}) --selection {input.selection:q}"
+        " --batch-size {params.batch_size} --device {params.device}"
+        " --workers $(( {threads} - 1 )) --threads {threads} --no-progress > {log} 2>&1"
