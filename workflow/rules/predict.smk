@@ -45,7 +45,7 @@ rule predict:
         batch_size=config["evaluation"]["batch_size"],
         device=config["evaluation"]["device"],
     shell:
-        "python -m gazeloc predict --model {input.model} {input.images:q}"
-        " --out $(dirname {output.predictions:q}) --selection {input.selection:q}"
+        "python -m gazeloc predict --model {input.model:q} {input.images:q}"
+        ' --out "$(dirname {output.predictions:q})" --selection {input.selection:q}'
         " --batch-size {params.batch_size} --device {params.device}"
-        " --workers $(( {threads} - 1 )) --threads {threads} --no-progress > {log} 2>&1"
+        " --workers $(( {threads} - 1 )) --threads {threads} --no-progress > {log:q} 2>&1"
