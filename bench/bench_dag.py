@@ -1,16 +1,21 @@
 """Benchmark: Snakemake DAG construction for the paper's study at real size.
 
 Usage: python bench/bench_dag.py [--images 195000] [--readings 3052] [--repeats 3]
+       [--no-files]
 
-Builds a metadata-only stand-in of the real datasets in a temporary folder (no JPEGs): the
-MIMIC-CXR-JPG tables with ``--images`` frontal images, the REFLACX phase metadata with
-``--readings`` readings, and a ``results-paper/images/index.parquet`` of the same size, then
-times ``snakemake -n`` (a dry run: the whole DAG, nothing runs) with
-``workflow/presets/paper.yaml`` (64 shards, 9 experiments x 5 seeds). Prints the job count
-and the wall and CPU time of each repeat (a Markdown table for bench/RESULTS.md). Target:
-< 10 s. Where SLURM's commands are installed but its controller is down, the SLURM executor
-plugin's start-up probe (``scontrol show config``, 10 s timeout) adds up to 10 s of waiting
-to every Snakemake start: the CPU column shows the work itself.
+Builds a stand-in of the real datasets in a temporary folder: the MIMIC-CXR-JPG tables with
+``--images`` frontal images, the REFLACX phase metadata with ``--readings`` readings, and a
+``results-paper/images/index.parquet`` of the same size; unless ``--no-files``, also one
+empty file per image (``files/pNN/pNNNNNNNN/sNNNNNNNN/<dicom_id>.jpg``) and per reading the
+six files of ``main_data/<id>/`` and ``gaze_data/<id>/``, with the input fingerprints of a
+previous run (``results-paper/inputs/``), so that every build does the per-file input
+tracking's full ``stat`` walk (gazeloc.inputs). Then times ``snakemake -n`` (a dry run: the
+whole DAG, nothing runs) with ``workflow/presets/paper.yaml`` (64 shards, 9 experiments x
+5 seeds) and, on its own, the fingerprint walk. Prints the job count and the wall and CPU
+time of each repeat (a Markdown table for bench/RESULTS.md). Target: < 30 s with the
+tracking (< 10 s without files). Where SLURM's commands are installed but its controller is
+down, the SLURM executor plugin's start-up probe (``scontrol show config``, 10 s timeout)
+adds up to 10 s of waiting to every Snakemake start: the CPU column shows the work itself.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from gazeloc.inputs import fingerprints, write_fingerprints
 from gazeloc.io.mimic import LABEL_TABLE_COLUMNS, METADATA_COLUMNS, SPLIT_COLUMNS
 from gazeloc.io.reflacx import metadata_columns
 from gazeloc.labels import CHEXPERT_COLUMNS, MODEL_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
+PAPER_SHARDS = 64
 
 
 def _ids(rng: np.random.Generator, n: int) -> list[str]:
@@ -40,8 +47,20 @@ def _ids(rng: np.random.Generator, n: int) -> list[str]:
     return ["-".join(f"{v:08x}" for v in row) for row in raw]
 
 
-def write_stand_in(folder: Path, n_images: int, n_readings: int, seed: int = 0) -> None:
-    """The metadata tables of both datasets and the index, at the given sizes."""
+READING_FILES = (
+    "fixations.csv",
+    "transcription.txt",
+    "timestamps_transcription.csv",
+    "anomaly_location_ellipses.csv",
+    "chest_bounding_box.csv",
+)
+
+
+def write_stand_in(
+    folder: Path, n_images: int, n_readings: int, seed: int = 0, files: bool = True
+) -> None:
+    """The metadata tables of both datasets and the index, at the given sizes (and, with
+    ``files``, an empty file per image and per reading file, and the input fingerprints)."""
     rng = np.random.default_rng(seed)
     mimic = folder / "mimic"
     (mimic / "files").mkdir(parents=True)
@@ -88,6 +107,23 @@ def write_stand_in(folder: Path, n_images: int, n_readings: int, seed: int = 0) 
         rows = {name: [""] * n for name in columns}
         rows["id"] = [f"P{phase}{i % 100:02d}R{i:06d}" for i in range(n)]
         pl.DataFrame(rows).write_csv(reflacx / f"metadata_phase_{phase}.csv")
+        if files:
+            for reading in rows["id"]:
+                for name in READING_FILES:
+                    (reflacx / reading).mkdir(exist_ok=True)
+                    (reflacx / reading / name).touch()
+                gaze = folder / "reflacx" / "gaze_data" / reading
+                gaze.mkdir(parents=True, exist_ok=True)
+                (gaze / "gaze.csv").touch()
+    if files:
+        for d, su, st in zip(dicom, subject.tolist(), study.tolist(), strict=True):
+            where = mimic / "files" / f"p{str(su)[:2]}" / f"p{su}" / f"s{st}"
+            where.mkdir(parents=True, exist_ok=True)
+            (where / f"{d}.jpg").touch()
+        write_fingerprints(
+            fingerprints(folder / "reflacx", mimic, [1, 2, 3], PAPER_SHARDS),
+            folder / "work" / "results-paper" / "inputs",
+        )
 
     index = folder / "work" / "results-paper" / "images"
     index.mkdir(parents=True)
@@ -156,12 +192,20 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=195_000)
     parser.add_argument("--readings", type=int, default=3052)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-files", action="store_true", help="metadata tables only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
-        write_stand_in(folder, args.images, args.readings)
+        write_stand_in(folder, args.images, args.readings, files=not args.no_files)
         print(f"stand-in written in {time.perf_counter() - start:.1f} s")
+        if not args.no_files:
+            walks = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                fingerprints(folder / "reflacx", folder / "mimic", [1, 2, 3], PAPER_SHARDS)
+                walks.append(time.perf_counter() - start)
+            print("fingerprint walk alone, s: " + ", ".join(f"{t:.2f}" for t in walks))
         jobs, times, cpu, by_rule = time_dag(folder, args.repeats)
     print("\n| images | readings | jobs in the DAG | wall, s (each repeat) | CPU, s (each) |")
     print("|---:|---:|---:|---|---|")

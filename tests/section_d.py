@@ -175,6 +175,7 @@ FIXATIONS_3B = (
     + (
         "0.305,0.62,1490,1210,1.011,118,118,1.0,0.5,0,0,3056,2544,660,0,3180,2098\n"
         "0.7,1.12,1720,1330,1.02,118,118,1.0,0.5,0,0,3056,2544,660,0,3180,2098\n"
+        "1.2,1.6,1700,1300,1.02,118,118,1.0,0.5,0,0,3056,2544,660,0,3180,2098\n"
     )
 )
 """Fixations of P300R047190 on its 3056x2544 (landscape) image, all inside it."""
@@ -225,10 +226,56 @@ def write_phase3_reading(main: Path, line_endings: str = "crlf") -> Path:
     return folder
 
 
-def write_tree(tmp: Path, *, line_endings: str = "crlf", gz: bool = True) -> dict[str, Path]:
+_JPEGS: dict[tuple[int, int], bytes] = {}
+
+
+def gray_jpeg(width: int, height: int) -> bytes:
+    """A plain 8-bit grayscale JPEG of the given size (encoded once per size)."""
+    if (width, height) not in _JPEGS:
+        import io
+
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("L", (width, height), 128).save(buffer, format="JPEG", quality=50)
+        _JPEGS[width, height] = buffer.getvalue()
+    return _JPEGS[width, height]
+
+
+def image_path(mimic: Path, dicom_id: str) -> Path:
+    """Where the MIMIC-CXR-JPG image of a section-D metadata row lies."""
+    for line in (MIMIC_METADATA + MIMIC_METADATA_PHASE_1).splitlines()[1:]:
+        cells = line.split(",")
+        if cells[0] == dicom_id:
+            subject, study = cells[1], cells[2]
+            return (
+                mimic
+                / "files"
+                / f"p{subject[:2]}"
+                / f"p{subject}"
+                / f"s{study}"
+                / (dicom_id + ".jpg")
+            )
+    raise KeyError(dicom_id)
+
+
+def write_images(mimic: Path) -> None:
+    """One JPEG per MIMIC metadata row, of the metadata size (Columns x Rows)."""
+    for line in (MIMIC_METADATA + MIMIC_METADATA_PHASE_1).splitlines()[1:]:
+        cells = line.split(",")
+        rows, columns = int(cells[5]), int(cells[6])
+        path = image_path(mimic, cells[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gray_jpeg(columns, rows))
+
+
+def write_tree(
+    tmp: Path, *, line_endings: str = "crlf", gz: bool = True, images: bool = True
+) -> dict[str, Path]:
     """A complete, valid REFLACX (phases 1 and 3) + MIMIC-CXR-JPG tree from the D examples.
 
-    Returns the paths ``reflacx``, ``mimic`` and ``val_subjects``.
+    Returns the paths ``reflacx``, ``mimic`` and ``val_subjects``. ``images``: also write a
+    plain JPEG for every MIMIC metadata row.
     """
     reflacx = tmp / "reflacx"
     main = reflacx / "main_data"
@@ -262,6 +309,8 @@ def write_tree(tmp: Path, *, line_endings: str = "crlf", gz: bool = True) -> dic
     write_mimic_table(mimic, "metadata", MIMIC_METADATA + MIMIC_METADATA_PHASE_1, gz=gz)
     write_mimic_table(mimic, "chexpert", MIMIC_CHEXPERT, gz=gz)
     write_mimic_table(mimic, "split", MIMIC_SPLIT + MIMIC_SPLIT_PHASE_1, gz=gz)
+    if images:
+        write_images(mimic)
     val_subjects = tmp / "val_subjects.txt"
     val_subjects.write_text(VAL_SUBJECTS, encoding="utf-8")
     return {"reflacx": reflacx, "mimic": mimic, "val_subjects": val_subjects}

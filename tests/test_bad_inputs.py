@@ -935,3 +935,318 @@ def test_cli_check_passes_on_valid_tree(tree: Tree, tmp_path: Path, capsys) -> N
     summary = json.loads(out.read_text())
     assert summary["reflacx"]["phase_1"]["readings"] == 2
     assert "error:" not in capsys.readouterr().err
+
+
+# --- the whole check: every problem in one run, images, phases, warnings ------------------
+
+
+def _image(tree: Tree, dicom_id: str = d.DICOM_3A) -> Path:
+    return d.image_path(tree["mimic"], dicom_id)
+
+
+def _png_bytes(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 100).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _rgb_jpeg(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (9, 9, 9)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+IMAGE_CASES = [
+    ("image missing", lambda t: _image(t).unlink(), "image file not found"),
+    ("image empty", lambda t: _image(t).write_bytes(b""), "image file is empty"),
+    (
+        "PNG named .jpg",
+        lambda t: _image(t).write_bytes(_png_bytes(2544, 3056)),
+        "a PNG file named .jpg: expected a JPEG",
+    ),
+    (
+        "RGB JPEG",
+        lambda t: _image(t).write_bytes(_rgb_jpeg(2544, 3056)),
+        "expected 8-bit grayscale (mode 'L')",
+    ),
+    (
+        "size differs from the metadata",
+        lambda t: _image(t).write_bytes(d.gray_jpeg(2544, 3000)),
+        "image is 2544x3000 but the metadata says 2544x3056 (Columns x Rows)",
+    ),
+    (
+        "not an image",
+        lambda t: _image(t).write_bytes(b"hello, not a picture"),
+        "not a readable image",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"), [c[1:] for c in IMAGE_CASES], ids=[c[0] for c in IMAGE_CASES]
+)
+def test_bad_image(tree: Tree, mutate, reason: str) -> None:
+    mutate(tree)
+    with pytest.raises(DataFormatError) as info:
+        run_check(tree)
+    assert info.value.path == _image(tree)
+    assert reason in str(info.value)
+
+
+def test_bad_image_with_on_bad_image_skip_is_a_warning(tree: Tree, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    _image(tree).unlink()
+    summary = check_datasets(
+        tree["reflacx"], tree["mimic"], tree["val_subjects"], on_bad_image="skip", progress=False
+    )
+    assert summary["images"]["bad"] == 1
+    (message,) = _warnings(caplog, "image file not found")
+    assert "on_bad_image: skip" in message and d.DICOM_3A in message
+
+
+def _sums(tree: Tree, skip: str | None = None) -> Path:
+    import hashlib
+
+    lines = []
+    for path in sorted((tree["mimic"] / "files").rglob("*.jpg")):
+        if skip and skip in path.name:
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"{digest}  {path.relative_to(tree['mimic']).as_posix()}\n")
+    target = tree["mimic"] / "SHA256SUMS.txt"
+    target.write_text("".join(lines))
+    return target
+
+
+def _check_sums(tree: Tree) -> dict:
+    return check_datasets(
+        tree["reflacx"], tree["mimic"], tree["val_subjects"], verify_checksums=True, progress=False
+    )
+
+
+def test_checksums_pass_and_are_counted(tree: Tree) -> None:
+    _sums(tree)
+    assert _check_sums(tree)["images"]["checksums_compared"] == 3  # the lateral is unused
+    # Off by default: a corrupt image with a valid header passes the header check.
+    data = bytearray(_image(tree).read_bytes())
+    data[-10] ^= 0xFF
+    _image(tree).write_bytes(bytes(data))
+    assert run_check(tree)["images"]["bad"] == 0
+    with pytest.raises(DataFormatError, match=r"SHA-256 differs from SHA256SUMS\.txt") as info:
+        _check_sums(tree)
+    assert info.value.path == _image(tree)
+
+
+def test_checksums_image_not_listed(tree: Tree) -> None:
+    _sums(tree, skip=d.DICOM_3B)
+    with pytest.raises(DataFormatError, match=r"not listed in SHA256SUMS\.txt") as info:
+        _check_sums(tree)
+    assert info.value.path == _image(tree, d.DICOM_3B)
+
+
+def test_checksums_malformed_line(tree: Tree) -> None:
+    (tree["mimic"] / "SHA256SUMS.txt").write_text("abc files/x.jpg\n")
+    with pytest.raises(DataFormatError) as info:
+        _check_sums(tree)
+    assert (info.value.path.name, info.value.line) == ("SHA256SUMS.txt", 1)
+    assert "expected '<sha256>  <path>'" in str(info.value)
+
+
+def test_checksums_asked_but_absent_warns(tree: Tree, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    _check_sums(tree)
+    (message,) = _warnings(caplog, "SHA256SUMS.txt: not found")
+    assert "data.verify_checksums" in message
+
+
+def test_missing_phase_file(tree: Tree) -> None:
+    with pytest.raises(DataFormatError) as info:
+        check_datasets(
+            tree["reflacx"], tree["mimic"], tree["val_subjects"], phases=[1, 2, 3], progress=False
+        )
+    assert info.value.path.name == "metadata_phase_2.csv"
+    assert "file not found: the workflow uses REFLACX phase 2" in str(info.value)
+
+
+def test_csv_gz_beside_csv_warns_which_is_read(tree: Tree, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    plain = tree["mimic"] / "mimic-cxr-2.0.0-split.csv"
+    plain.write_text(_read(mimic_table(tree, "split")))
+    run_check(tree)
+    messages = _warnings(caplog, "both mimic-cxr-2.0.0-split.csv.gz and")
+    assert len(messages) == 1  # once, though two readers open the table
+    assert "reading mimic-cxr-2.0.0-split.csv.gz" in messages[0]
+
+
+def test_header_only_fixations_warns_and_is_counted(tree: Tree, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    replace_file(fixations(tree), d.FIXATIONS.splitlines()[0] + "\n")
+    summary = run_check(tree)
+    (message,) = _warnings(caplog, "no fixations (header only)")
+    assert f"{d.READING_3A}/fixations.csv" in message
+    assert summary["warnings_by_kind"]["no fixations"] == 1
+
+
+def test_words_after_last_fixation_warns(tree: Tree, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    lines = d.TIMESTAMPS.splitlines()
+    shifted = [lines[0]]
+    for line in lines[1:]:
+        word, start, end = line.rsplit(",", 2)
+        shifted.append(f"{word},{float(start) + 60:.3f},{float(end) + 60:.3f}")
+    replace_file(words(tree), "\n".join(shifted) + "\n")
+    summary = run_check(tree)
+    (message,) = _warnings(caplog, "every word starts after the last fixation ends")
+    assert "timestamps_transcription.csv, line 2, column 'timestamp_start_word'" in message
+    assert d.READING_3A in message
+    assert summary["warnings_by_kind"]["every word starts after the last fixation ends"] == 1
+
+
+def _break_three(tree: Tree) -> None:
+    edit(words(tree), "tube,2.02", "tubes,2.02")  # a word mismatch (phase 3)
+    edit(chest_box(tree), "xmin", "xmn")  # a bad header (same reading, another file)
+    _image(tree, d.DICOM_1).unlink()  # a missing image
+
+
+def test_every_problem_in_one_run(tree: Tree) -> None:
+    from gazeloc.io.check import DataCheckError
+
+    _break_three(tree)
+    with pytest.raises(DataCheckError) as info:
+        run_check(tree)
+    names = [p.path.name for p in info.value.problems]
+    assert names == ["chest_bounding_box.csv", "timestamps_transcription.csv", d.DICOM_1 + ".jpg"]
+    message = str(info.value)
+    assert message.splitlines()[-1] == "3 problems in the data"
+    assert "timestamps_transcription.csv, line 3, column 'word'" in message
+
+
+def test_max_errors_caps_the_list(tree: Tree) -> None:
+    from gazeloc.io.check import DataCheckError
+
+    _break_three(tree)
+    with pytest.raises(DataCheckError) as info:
+        check_datasets(
+            tree["reflacx"], tree["mimic"], tree["val_subjects"], max_errors=2, progress=False
+        )
+    assert len(info.value.problems) == 2 and info.value.more == 1
+    assert str(info.value).splitlines()[-1] == (
+        "3 problems in the data (the first 2 listed; data.max_errors sets how many)"
+    )
+
+
+def test_cli_check_lists_every_problem(tree: Tree, tmp_path: Path, capsys) -> None:
+    _break_three(tree)
+    out = tmp_path / "check.json"
+    assert main([*_cli_args(tree, out), "--max-errors", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "gazeloc check: 3 errors:" in err
+    assert err.count("gazeloc check: error: ") == 3
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+# --- readers: BOM, CR-only, over-long fields, overflow; small and large tables alike ------
+
+
+def test_utf8_bom_is_accepted_with_a_warning(tree: Tree, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    meta3(tree).write_bytes(b"\xef\xbb\xbf" + meta3(tree).read_bytes())
+    frame = reflacx.read_metadata(tree["reflacx"], 3)
+    assert frame.get_column("id").to_list()[0] == d.READING_3A
+    (message,) = _warnings(caplog, "byte-order mark")
+    assert "metadata_phase_3.csv, line 1" in message
+
+
+READER_CASES = [
+    (
+        "CR-only line endings",
+        lambda t: fixations(t).write_bytes(fixations(t).read_bytes().replace(b"\r\n", b"\r")),
+        "fixations.csv",
+        1,
+        None,
+        "CR-only (old Mac) line endings are not supported",
+    ),
+    (
+        "a field over the csv module's limit",
+        lambda t: edit(fixations(t), "0.212,0.468,1301", '0.212,"' + "9" * 200_000 + '",1301'),
+        "fixations.csv",
+        2,
+        None,
+        "a field longer than 131,072 characters",
+    ),
+    (
+        "integer overflow (small table)",
+        lambda t: edit(fixations(t), ",132,131,", ",99999999999999999999,131,"),
+        "fixations.csv",
+        2,
+        "angular_resolution_x_pixels_per_degree",
+        "integer 99999999999999999999 is out of range",
+    ),
+    (
+        "digit separator in a number",
+        lambda t: edit(fixations(t), "0.212,0.468", "0.212,0_468"),
+        "fixations.csv",
+        2,
+        "timestamp_end_fixation",
+        "expected a number, found '0_468'",
+    ),
+    (
+        "spaces around a number",
+        lambda t: edit(fixations(t), "0.212,0.468", "0.212, 0.468 "),
+        "fixations.csv",
+        2,
+        "timestamp_end_fixation",
+        "expected a number, found ' 0.468 '",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "file", "line", "column", "reason"),
+    [c[1:] for c in READER_CASES],
+    ids=[c[0] for c in READER_CASES],
+)
+def test_reader_bad_input(tree: Tree, mutate, file, line, column, reason) -> None:
+    mutate(tree)
+    with pytest.raises(DataFormatError) as info:
+        run_fixations(tree)
+    err = info.value
+    assert (err.path.name, err.line, err.column) == (file, line, column), str(err)
+    assert reason in str(err) and str(err).startswith(str(err.path))
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("99999999999999999999", "integer 99999999999999999999 is out of range"),
+        ("1_0", "expected an integer, found '1_0'"),
+        (" 12 ", "expected an integer, found ' 12 '"),
+    ],
+)
+@pytest.mark.parametrize("rows", [3, 30_000], ids=["small", "large"])
+def test_small_and_large_tables_parse_identically(tmp_path: Path, rows: int, cell, reason):
+    """The small-table (Python) and large-table (polars) paths share one rule; a required
+    column never comes back null."""
+    from gazeloc.io.table import SMALL_TABLE_ROWS, Column, read_table
+
+    assert (rows < SMALL_TABLE_ROWS) == (rows == 3)  # one case on each path
+    columns = (Column("n", "int"), Column("x", "float"))
+    path = tmp_path / "t.csv"
+    body = "".join(f"{i},{i}.5\n" for i in range(rows - 1))
+    path.write_text(f"n,x\n{body}{cell},1.0\n")
+    with pytest.raises(DataFormatError) as info:
+        read_table(path, columns)
+    assert (info.value.line, info.value.column) == (rows + 1, "n")
+    assert reason in str(info.value)
+    path.write_text(f"n,x\n{body}7,2.0\n")
+    frame = read_table(path, columns)
+    assert frame.get_column("n").null_count() == 0 and frame.get_column("n")[-1] == 7

@@ -85,6 +85,13 @@ def test_every_schema_key_is_documented_in_config_yaml():
         ({"experiments": ["et", "bogus"]}, "config key 'experiments.1' = 'bogus'"),
         ({"synthetic": {"image_size": "huge"}}, "config key 'synthetic.image_size'"),
         ({"synthetic": {"phase1_images": 60}}, "from 0 to 59"),
+        ({"heatmaps": {"sigma_degrees": 0}}, "from 0 (excluded) to"),
+        ({"training": {"lr": float("nan")}}, "config key 'training.lr' = nan"),
+        ({"training": {"lambda_a": float("inf")}}, "'training.lambda_a' = inf is not allowed"),
+        ({"heatmaps": {"sigma_degrees": float("-inf")}}, "not a finite number"),
+        ({"model": {"grid": 256}}, "config key 'model.grid' = 256 is not allowed: larger than"),
+        ({"results_dir": "/"}, "it is the file system root"),
+        ({"results_dir": str(Path.home())}, "it is your home folder"),
     ],
 )
 def test_bad_values_are_named(override, message):
@@ -163,3 +170,18 @@ def test_override_that_fits_no_type_gives_the_config_message():
         _coerced(_override("{images: {size: big}}"))
     with pytest.raises(ConfigError, match=r"config key 'synthetic\.image_size' = 'huge'"):
         _coerced(_override("{synthetic: {image_size: huge}}"))
+
+
+def test_results_dir_may_not_be_or_hold_a_dataset_root(tmp_path):
+    data = {"source": "real", "reflacx_dir": str(tmp_path / "r"), "mimic_dir": str(tmp_path / "m")}
+    for results, what in ((tmp_path / "r", "data.reflacx_dir"), (tmp_path, "or holds it")):
+        with pytest.raises(ConfigError, match="config key 'results_dir'") as info:
+            check_config(_merge(_config(), {"data": data, "results_dir": str(results)}), SCHEMA)
+        assert what in str(info.value)
+    check_config(_merge(_config(), {"data": data, "results_dir": str(tmp_path / "out")}), SCHEMA)
+
+
+def test_grid_per_experiment_bounded_by_the_image_size():
+    override = {"images": {"size": 64}, "experiment_settings": {"et": {"model": {"grid": 128}}}}
+    with pytest.raises(ConfigError, match=r"experiment_settings\.et\.model\.grid"):
+        check_config(_merge(_config(), override), SCHEMA)

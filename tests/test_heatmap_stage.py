@@ -331,3 +331,32 @@ def test_empty_windows_are_counted_and_logged(tiny_synthetic, tiny_files, tmp_pa
         for g in f.values():
             assert not g["et"][()].any() and not g["et_labels"][()].any()
             assert np.isnan(g.attrs["windows"]).all()
+
+
+def test_full_disk_stops_the_stage_with_the_path_and_no_leftovers(
+    tiny_synthetic, tiny_files, tmp_path, monkeypatch, capsys
+):
+    """HDF5 does not report a full disk from the writes it makes while closing (it crashed
+    with exit 139): the stage stops first, names the file and removes its temporary."""
+    from gazeloc import ioutil
+
+    out = tmp_path / "heatmaps" / "phase3.h5"
+    args = ["heatmaps", "--reflacx", str(tiny_synthetic / "reflacx"), "--phase", "3"]
+    args += ["--labels", str(tiny_files["labels"]), "--size", "16", "--out", str(out)]
+    args += ["--val-subjects", str(tiny_synthetic / "val_subjects.txt")]
+    monkeypatch.setattr(ioutil, "free_bytes", lambda folder: 3 << 20)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"gazeloc heatmaps: error: no space left on device while writing {out}" in err
+    assert "Traceback" not in err
+    assert list(out.parent.iterdir()) == []
+    # An ENOSPC from HDF5 itself (another process filled the disk) is reported the same way.
+    monkeypatch.setattr(ioutil, "free_bytes", lambda folder: 10 << 30)
+
+    def enospc(self, name, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(h5py.Group, "create_group", enospc)
+    assert main(args) == 1
+    assert "no space left on device while writing" in capsys.readouterr().err
+    assert list(out.parent.iterdir()) == []

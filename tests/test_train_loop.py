@@ -272,6 +272,56 @@ def test_cli_train(inputs, tmp_path):
         cli_main(["train", "--help"])
 
 
+def test_a_non_finite_loss_stops_training_at_once(inputs, tmp_path, monkeypatch):
+    from gazeloc.errors import NonFiniteLossError
+
+    original = Step.loss
+    calls = {"n": 0}
+
+    def loss_going_nan(self, batch, params=None):
+        loss, mil, dec = original(self, batch, params)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second step: lambda_a = inf, say
+            mil = mil * float("inf")
+            loss = loss + mil
+        return loss, mil, dec
+
+    monkeypatch.setattr(Step, "loss", loss_going_nan)
+    with pytest.raises(NonFiniteLossError) as info:
+        _train(inputs, tmp_path / "out")
+    message = str(info.value)
+    assert "step 1 (epoch 1): the loss is not finite" in message
+    assert "total inf, MIL inf, decoder" in message
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_device_cuda_without_cuda_is_one_line():
+    from gazeloc.config import ConfigError
+    from gazeloc.train.loop import pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="device is cuda but PyTorch sees no CUDA device"):
+        pick_device("cuda")
+
+
+def test_resume_under_another_thread_count_warns(inputs, tmp_path, caplog):
+    import logging
+
+    _train(inputs, tmp_path, stop_after_steps=3)
+    checkpoint = _weights(tmp_path / "resume" / "last.pt")
+    assert checkpoint["threads"] == 1 and checkpoint["device"] == "cpu"
+    caplog.set_level(logging.WARNING)
+    torch.set_num_threads(2)
+    try:
+        _train(inputs, tmp_path, stop_after_steps=4)
+    finally:
+        torch.set_num_threads(1)
+    (message,) = [r.getMessage() for r in caplog.records if "CPU threads" in r.getMessage()]
+    assert "written with 1 CPU threads, resuming with 2" in message
+    assert "bit-identical only at equal thread counts" in message
+
+
 # --- the decoder steps only on batches with a decoder target (docs/method.md#losses) ---------
 
 

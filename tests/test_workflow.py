@@ -386,3 +386,186 @@ def test_every_rule_takes_its_stage_version():
             if stage is None or stage.group(1) not in STAGE_VERSIONS:
                 missing.append(f"{path.name}: {name}")
     assert not missing, missing
+
+
+def test_every_path_in_a_shell_command_is_quoted():
+    """Paths with spaces or shell characters: every {input}, {output}, {log} placeholder of a
+    rule's shell command carries :q (params holding paths are quoted where they are built)."""
+    unquoted = []
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.MULTILINE)[1:]:
+            shell = block.split("    shell:", 1)[-1] if "    shell:" in block else ""
+            for match in re.finditer(r"\{(input|output|log)(\.\w+|\[\w+\])?(:\w+)?\}", shell):
+                if match.group(3) != ":q":
+                    unquoted.append(f"{path.name}: {match.group(0)}")
+            for match in re.finditer(r"\$\(dirname [^)]*\)", shell):
+                before = shell[: match.start()]
+                if not before.endswith('"'):
+                    unquoted.append(f"{path.name}: {match.group(0)} (unquoted)")
+    assert unquoted == []
+
+
+# Input edits inside the generated dataset of the tiny run (each file's time moves one second
+# on, as an editor's save does): what a dry run must list. A stray file reruns nothing.
+def _phase3_reading(results):
+    meta = (results / "synthetic/reflacx/main_data/metadata_phase_3.csv").read_text()
+    for line in meta.splitlines()[1:]:
+        cells = line.split(",")
+        if cells[2] == "False":
+            return cells[0]
+    raise AssertionError("no phase-3 reading with eye tracking")
+
+
+def _first_image(results):
+    rel = pl.read_parquet(results / "images/images.parquet")["path"][0]
+    return results / "synthetic/mimic-cxr-jpg" / rel
+
+
+INPUT_EDITS = {
+    "a phase-3 fixations.csv": (
+        lambda r: r / "synthetic/reflacx/main_data" / _phase3_reading(r) / "fixations.csv",
+        {
+            "check_data": 1,
+            "labels": 1,
+            "heatmaps": 1,
+            "figure1": 1,
+            "train": 1,  # et
+            "evaluate": 2,
+            **_AFTER_TRAIN,
+        },
+    ),
+    "a phase-3 ellipse file": (
+        lambda r: (
+            r / "synthetic/reflacx/main_data" / _phase3_reading(r) / "anomaly_location_ellipses.csv"
+        ),
+        {
+            "check_data": 1,
+            "ellipses": 1,
+            "figure1": 1,
+            "train": 1,  # ellipse
+            "evaluate": 6,
+            **_AFTER_TRAIN,
+        },
+    ),
+    "a MIMIC JPEG": (
+        _first_image,
+        {
+            "check_data": 1,
+            "image_shard": 1,
+            "image_shards": 1,
+            "figure1": 1,
+            "train": 3,
+            "evaluate": 6,
+            **_AFTER_TRAIN,
+        },
+    ),
+    "a stray file at each root": (None, {}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", list(INPUT_EDITS))
+def test_an_input_edit_reruns_exactly_its_readers(tiny_run, edit):
+    import os
+
+    results = tiny_run / "results-tiny"
+    pick, expected = INPUT_EDITS[edit]
+    inputs = sorted((results / "inputs").glob("*.json"))
+    saved = {p: (p.read_bytes(), p.stat()) for p in inputs}
+    strays = []
+    try:
+        if pick is None:
+            for root in ("synthetic/reflacx", "synthetic/mimic-cxr-jpg", "synthetic"):
+                strays.append(results / root / "notes.txt")
+                strays[-1].write_text("a stray file\n")
+            target = None
+        else:
+            target = pick(results)
+            st = target.stat()
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert _stale(_run(["-n", "--configfile", TINY], tiny_run)) == expected
+    finally:
+        for stray in strays:
+            stray.unlink()
+        if pick is not None:
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        for path, (data, st_) in saved.items():
+            path.write_bytes(data)
+            os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns))
+    assert _stale(_run(["-n", "--configfile", TINY], tiny_run)) == {}
+
+
+@pytest.mark.slow
+def test_real_data_in_odd_paths_and_its_input_edits(tiny_synthetic, tmp_path):
+    """Real-data mode with spaces and non-ASCII letters in the data folders, results_dir and
+    the work folder: the first stages run and write nothing outside results_dir; then edits
+    inside the dataset roots rerun exactly their readers."""
+    import os
+    import shutil
+
+    data = tmp_path / "dåta ü $x"
+    reflacx, mimic = data / "REFLACX 1.0 é", data / "mimic cxr ö"
+    shutil.copytree(tiny_synthetic / "reflacx", reflacx)
+    shutil.copytree(tiny_synthetic / "mimic-cxr-jpg", mimic)
+    work = tmp_path / "wörk dir"
+    work.mkdir()
+    override = tmp_path / "real.yaml"
+    override.write_text(
+        json.dumps(
+            {
+                "results_dir": "resülts 'x'",
+                "data": {
+                    "source": "real",
+                    "reflacx_dir": str(reflacx),
+                    "mimic_dir": str(mimic),
+                    "val_subjects_file": str(tiny_synthetic / "val_subjects.txt"),
+                    "labeler_dev_ids_file": str(tiny_synthetic / "labeler_dev_reading_ids.txt"),
+                },
+            }
+        )
+    )
+    results = work / "resülts 'x'"
+    targets = [  # relative to the work folder, as the rules' outputs are
+        f"{results.name}/images/images.parquet",
+        f"{results.name}/labels/phase3.parquet",
+        f"{results.name}/heatmaps/phase3.h5",
+    ]
+    args = ["--configfile", TINY, str(override), "--", *targets]
+    run = _run(["--cores", "2", *args], work)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    assert sorted(p.name for p in work.iterdir()) == [".snakemake", "resülts 'x'"]
+    assert sorted(p.name for p in data.iterdir()) == ["REFLACX 1.0 é", "mimic cxr ö"]
+    assert _stale(_run(["-n", *args], work)) == {}
+
+    meta = reflacx / "main_data" / "metadata_phase_3.csv"
+    reading = next(
+        line.split(",")[0]
+        for line in meta.read_text().splitlines()[1:]
+        if line.split(",")[2] == "False"
+    )
+    jpg = mimic / pl.read_parquet(results / "images/images.parquet")["path"][0]
+    edits = [
+        (reflacx / "main_data" / reading / "fixations.csv", {"labels": 1, "heatmaps": 1}),
+        (meta, {"image_list": 1, "labels": 1, "heatmaps": 1}),
+        (jpg, {}),  # only its shard (not a target here) and the check
+        (reflacx / "notes.txt", None),  # a stray file at a root: nothing
+    ]
+    saved = {p: (p.read_bytes(), p.stat()) for p in (results / "inputs").glob("*.json")}
+    for path, expected in edits:
+        if expected is None:
+            path.write_text("mine\n")
+            assert _stale(_run(["-n", *args], work)) == {}
+            continue
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert _stale(_run(["-n", *args], work)) == {"check_data": 1, **expected}, path
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        for saved_path, (text, saved_st) in saved.items():
+            saved_path.write_bytes(text)
+            os.utime(saved_path, ns=(saved_st.st_atime_ns, saved_st.st_mtime_ns))
+    # An edit, then the run: afterwards nothing is stale.
+    path = edits[0][0]
+    path.write_bytes(path.read_bytes())
+    rerun = _run(["--cores", "2", *args], work)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
+    assert _stale(_run(["-n", *args], work)) == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -12,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from gazeloc import gpus
-from gazeloc.errors import DataFormatError
-from gazeloc.ioutil import atomic_write_text
+from gazeloc.config import ConfigError
+from gazeloc.errors import DataFormatError, NonFiniteLossError
+from gazeloc.ioutil import DiskFullError, atomic_write_text
 from gazeloc.labeler.rules_io import MODES as LABELER_MODES
 from gazeloc.provenance import git_commit, version
 
@@ -28,9 +30,27 @@ GPU_COMMANDS = ("train", "evaluate")
 def _check(args: argparse.Namespace) -> int:
     from gazeloc.io.check import check_datasets
 
-    summary = check_datasets(args.reflacx, args.mimic, args.val_subjects)
+    summary = check_datasets(
+        args.reflacx,
+        args.mimic,
+        args.val_subjects,
+        phases=args.phases,
+        images=not args.no_images,
+        on_bad_image=args.on_bad_image,
+        verify_checksums=args.verify_checksums,
+        max_errors=args.max_errors,
+    )
     atomic_write_text(args.out, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     log.info("data check passed: %s", json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    from gazeloc.inputs import fingerprints, write_fingerprints
+
+    parts = fingerprints(args.reflacx, args.mimic, args.phases, args.shards)
+    changed = write_fingerprints(parts, args.out_dir)
+    log.info("input fingerprints: %d parts, %d written", len(parts), len(changed))
     return 0
 
 
@@ -569,8 +589,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reflacx", type=Path, required=True, help="REFLACX root (has main_data/)")
     p.add_argument("--mimic", type=Path, required=True, help="MIMIC-CXR-JPG root")
     p.add_argument("--val-subjects", type=Path, required=True, help="validation subjects list")
+    p.add_argument(
+        "--phases", type=int, nargs="*", help="REFLACX phases used (default: those present)"
+    )
+    p.add_argument("--no-images", action="store_true", help="do not open the MIMIC images")
+    p.add_argument(
+        "--on-bad-image",
+        choices=("fail", "skip"),
+        default="fail",
+        help="a bad image is an error (fail) or a warning (skip: the shards leave it out)",
+    )
+    p.add_argument(
+        "--verify-checksums",
+        action="store_true",
+        help="compare each image with the SHA256SUMS.txt at the MIMIC-CXR-JPG root",
+    )
+    p.add_argument(
+        "--max-errors", type=int, default=50, help="stop listing problems after this many"
+    )
     p.add_argument("--out", type=Path, required=True, help="JSON summary")
     p.set_defaults(func=_check)
+
+    p = sub.add_parser(
+        "fingerprint",
+        help="stat-based fingerprints of the dataset parts each stage reads",
+        description="Write OUT_DIR/<part>.json (file count, bytes, SHA-256 of the sorted "
+        "(path, size, mtime) list) for the MIMIC tables, each image shard's JPEGs, the REFLACX "
+        "metadata tables and each REFLACX phase's reading folders. Only stat calls.",
+    )
+    p.add_argument("--reflacx", type=Path, required=True)
+    p.add_argument("--mimic", type=Path, required=True)
+    p.add_argument("--phases", type=int, nargs="+", required=True)
+    p.add_argument("--shards", type=int, required=True)
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.set_defaults(func=_fingerprint)
 
     p = sub.add_parser(
         "image-list",
@@ -1082,6 +1134,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -1090,9 +1146,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # SIGTERM (Snakemake or SLURM stopping a job) unwinds like Ctrl-C, so that atomic writes
+    # remove their temporary files.
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        previous = None
     try:
         with gpus.job_slot() if args.command in GPU_COMMANDS else nullcontext():
             return args.func(args)
-    except DataFormatError as exc:
+    except DiskFullError as exc:
+        print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (ConfigError, NonFiniteLossError) as exc:
         print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except DataFormatError as exc:
+        problems = getattr(exc, "problems", None)
+        if problems is not None and (len(problems) > 1 or exc.more):
+            print(f"gazeloc {args.command}: {len(problems) + exc.more} errors:", file=sys.stderr)
+            for problem in problems:
+                print(f"gazeloc {args.command}: error: {problem}", file=sys.stderr)
+            if exc.more:
+                print(
+                    f"gazeloc {args.command}: ... and {exc.more} more (data.max_errors)",
+                    file=sys.stderr,
+                )
+            return 2
+        print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

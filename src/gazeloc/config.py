@@ -16,6 +16,7 @@ it is, for :func:`check_config` to refuse.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,9 @@ def _allowed(schema: dict[str, Any]) -> str:
     kind = schema.get("type")
     parts = [" or ".join(kind) if isinstance(kind, list) else str(kind or "value")]
     details = []
-    if "minimum" in schema or "maximum" in schema:
-        details.append(f"from {schema.get('minimum', '-inf')} to {schema.get('maximum', 'inf')}")
+    bounds = _bounds(schema)
+    if bounds:
+        details.append(bounds)
     if "multipleOf" in schema:
         details.append(f"a multiple of {schema['multipleOf']}")
     if "minItems" in schema:
@@ -53,6 +55,86 @@ def _allowed(schema: dict[str, Any]) -> str:
     if "items" in schema:
         details.append("of " + _allowed(schema["items"]))
     return f"{parts[0]} {', '.join(details)}" if details else parts[0]
+
+
+def _bounds(schema: dict[str, Any]) -> str:
+    """``'from 0 (excluded) to 10'``-style text of a schema's bounds, or ``''``."""
+    keys = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+    if not any(k in schema for k in keys):
+        return ""
+    if "exclusiveMinimum" in schema:
+        low = f"{schema['exclusiveMinimum']} (excluded)"
+    else:
+        low = str(schema.get("minimum", "-inf"))
+    if "exclusiveMaximum" in schema:
+        high = f"{schema['exclusiveMaximum']} (excluded)"
+    else:
+        high = str(schema.get("maximum", "inf"))
+    return f"from {low} to {high}"
+
+
+def _non_finite(value: Any, path: str = "") -> tuple[str, float] | None:
+    """The first NaN or infinite number in a config (its dotted key), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, dict):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, key)
+        if found is not None:
+            return found
+    return None
+
+
+def _get(config: dict[str, Any], schema: dict[str, Any], *keys: str) -> Any:
+    """A config value, or the schema's default when the config leaves it out."""
+    node, sub = config, schema
+    for key in keys:
+        sub = sub.get("properties", {}).get(key, {})
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+    return node if node != {} else sub.get("default")
+
+
+def check_consistency(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Checks across keys that the schema cannot express (each a one-line ConfigError)."""
+    size = _get(config, schema, "images", "size")
+    grid = _get(config, schema, "model", "grid")
+    if isinstance(grid, int) and isinstance(size, int) and grid > size:
+        raise ConfigError(
+            f"config key 'model.grid' = {grid} is not allowed: larger than images.size = "
+            f"{size}; allowed: an integer from 1 to images.size, or null"
+        )
+    for name, exp in (config.get("experiment_settings") or {}).items():
+        g = (exp or {}).get("model", {}).get("grid") if isinstance(exp, dict) else None
+        if isinstance(g, int) and isinstance(size, int) and g > size:
+            raise ConfigError(
+                f"config key 'experiment_settings.{name}.model.grid' = {g} is not allowed: "
+                f"larger than images.size = {size}"
+            )
+    results = config.get("results_dir")
+    if isinstance(results, str) and results:
+        where = Path(results).expanduser().resolve()
+        forbidden = {
+            Path("/").resolve(): "the file system root",
+            Path.home().resolve(): "your home folder",
+        }
+        data = config.get("data") or {}
+        if data.get("source") == "real":
+            for key in ("reflacx_dir", "mimic_dir"):
+                if data.get(key):
+                    forbidden[Path(data[key]).expanduser().resolve()] = f"data.{key}"
+        for path, what in forbidden.items():
+            inside = what.startswith("data.") and path.is_relative_to(where)
+            if where == path or inside:
+                raise ConfigError(
+                    f"config key 'results_dir' = {results!r} is not allowed: it is {what}"
+                    + (" or holds it" if inside and where != path else "")
+                    + "; allowed: a folder of its own (outputs are written and replaced there)"
+                )
 
 
 def _subschema(schema: dict[str, Any], path: list[Any]) -> dict[str, Any]:
@@ -162,9 +244,16 @@ def coerce_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, 
 def check_config(config: dict[str, Any], schema_path: str | Path) -> None:
     """Raise :class:`ConfigError` naming the first offending key and what it may be."""
     schema = load_schema(schema_path)
+    found = _non_finite(config)
+    if found is not None:
+        raise ConfigError(
+            f"config key '{found[0]}' = {found[1]!r} is not allowed: not a finite number; "
+            "allowed: finite numbers only"
+        )
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
+        check_consistency(config, schema)
         return
     error = jsonschema.exceptions.best_match(errors)
     path = list(error.absolute_path)

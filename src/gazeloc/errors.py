@@ -47,3 +47,8 @@ def warn_at(
 ) -> None:
     """Log a data warning (a tolerated deviation) with its location."""
     logger.warning("%s: %s", _where(path, line, column), message)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training met a NaN or infinite loss: it stops at once (an optimizer step on it would
+    turn every weight into NaN). The message names the step and the loss parts."""

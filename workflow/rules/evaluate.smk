@@ -65,13 +65,13 @@ rule evaluate:
         thresholds=" ".join(str(t) for t in sorted(config["evaluation"]["thresholds"])),
         sources=" ".join(config["evaluation"]["sources"]),
     shell:
-        "python -m gazeloc evaluate --model {input.model} --index {input.index}"
-        " --manifest {input.manifest} --ellipses {input.ellipses} --split val test"
+        "python -m gazeloc evaluate --model {input.model:q} --index {input.index:q}"
+        " --manifest {input.manifest:q} --ellipses {input.ellipses:q} --split val test"
         " --experiment {wildcards.experiment} --seed {wildcards.seed}"
         " --thresholds {params.thresholds} --sources {params.sources}"
         " --batch-size {resources.run_batch_size} --device {resources.run_device}"
         " --workers $(( {threads} - 1 )) --threads {threads}"
-        " --out-dir $(dirname {output.val:q}) > {log} 2>&1"
+        ' --out-dir "$(dirname {output.val:q})" > {log:q} 2>&1'
 
 
 # Human benchmark: IoU between radiologists reading the same phase 1-2 image (own job: it
@@ -97,8 +97,8 @@ rule interrater:
         version=stage_version("tables"),
         bootstrap_samples=config["tables"]["bootstrap_samples"],
     shell:
-        "python -m gazeloc interrater --ellipses {input.ellipses} --csv {output.csv}"
-        " --md {output.md} --bootstrap-samples {params.bootstrap_samples} > {log} 2>&1"
+        "python -m gazeloc interrater --ellipses {input.ellipses:q} --csv {output.csv:q}"
+        " --md {output.md:q} --bootstrap-samples {params.bootstrap_samples} > {log:q} 2>&1"
 
 
 # Thresholds and heatmap sources chosen on validation (its own job: figure 4 depends on it,
@@ -126,9 +126,9 @@ rule selection:
             report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc tables --selection-only --metrics {input.metrics}"
-        " --out-dir $(dirname {output:q}) --experiments {params.experiments}"
-        " --source {params.source} > {log} 2>&1"
+        "python -m gazeloc tables --selection-only --metrics {input.metrics:q}"
+        ' --out-dir "$(dirname {output:q})" --experiments {params.experiments}'
+        " --source {params.source} > {log:q} 2>&1"
 
 
 rule tables:
@@ -166,15 +166,17 @@ rule tables:
             config, report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
         interrater=lambda w, input: (
-            f"--interrater {input.interrater}" if input.interrater else ""
+            f"--interrater {shlex.quote(input.interrater[0])}"
+            if input.interrater
+            else ""
         ),
     shell:
-        "python -m gazeloc tables --no-selection --metrics {input.metrics}"
-        " --models {input.models}"
-        " --out-dir $(dirname {output.summary_csv:q})"
+        "python -m gazeloc tables --no-selection --metrics {input.metrics:q}"
+        " --models {input.models:q}"
+        ' --out-dir "$(dirname {output.summary_csv:q})"'
         " --experiments {params.experiments} --ci-method {params.ci_method}"
         " --bootstrap --bootstrap-samples {params.bootstrap_samples} {params.interrater}"
-        " --source {params.source} --experiment-info {params.info:q} > {log} 2>&1"
+        " --source {params.source} --experiment-info {params.info:q} > {log:q} 2>&1"
 
 
 # Paired differences between configured experiments (tables.comparisons).
@@ -205,9 +207,10 @@ rule comparisons:
             report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc comparisons --metrics {input.metrics} --out-dir $(dirname {output.csv:q})"
+        "python -m gazeloc comparisons --metrics {input.metrics:q}"
+        ' --out-dir "$(dirname {output.csv:q})"'
         " --pairs {params.pairs} --experiments {params.experiments} --source {params.source}"
-        " --bootstrap-samples {params.bootstrap_samples} > {log} 2>&1"
+        " --bootstrap-samples {params.bootstrap_samples} > {log:q} 2>&1"
 
 
 rule iou_figure:
@@ -237,8 +240,8 @@ rule iou_figure:
             report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc figures --iou-bars {output} --iou-table {input.table}"
-        " --experiments {params.experiments} > {log} 2>&1"
+        "python -m gazeloc figures --iou-bars {output:q} --iou-table {input.table:q}"
+        " --experiments {params.experiments} > {log:q} 2>&1"
 
 
 rule figure4:
@@ -269,7 +272,7 @@ rule figure4:
     params:
         version=stage_version("tables"),
         models=lambda w: " ".join(
-            f"{e}={p}"
+            shlex.quote(f"{e}={p}")
             for e, p in report_cfg.figure4_models(
                 config, RESULTS, workflow.rules
             ).items()
@@ -277,9 +280,9 @@ rule figure4:
         n_images=config["tables"]["figure4_images"],
         seed=config["tables"]["figure4_seed"],
     shell:
-        "python -m gazeloc figures --figure4 {output} --selection {input.selection}"
-        " --models {params.models} --manifest {input.manifest} --ellipses {input.ellipses}"
-        " --n-images {params.n_images} --seed {params.seed} --device cpu > {log} 2>&1"
+        "python -m gazeloc figures --figure4 {output:q} --selection {input.selection:q}"
+        " --models {params.models} --manifest {input.manifest:q} --ellipses {input.ellipses:q}"
+        " --n-images {params.n_images} --seed {params.seed} --device cpu > {log:q} 2>&1"
 
 
 # Training loss and validation AUC per epoch of every trained run (one line per seed).
@@ -310,8 +313,8 @@ rule learning_curves:
             report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc figures --learning-curves {output} --train-logs {input.logs}"
-        " --experiments {params.experiments} > {log} 2>&1"
+        "python -m gazeloc figures --learning-curves {output:q} --train-logs {input.logs:q}"
+        " --experiments {params.experiments} > {log:q} 2>&1"
 
 
 # Per-label ROC curves on the test split from the per-image probabilities.
@@ -342,5 +345,5 @@ rule roc:
             report_cfg.experiments_of(config, RESULTS, workflow.rules)
         ),
     shell:
-        "python -m gazeloc figures --roc {output} --images {input.images}"
-        " --experiments {params.experiments} > {log} 2>&1"
+        "python -m gazeloc figures --roc {output:q} --images {input.images:q}"
+        " --experiments {params.experiments} > {log:q} 2>&1"

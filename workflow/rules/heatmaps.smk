@@ -27,7 +27,11 @@ TARGETS.extend(
 
 rule heatmaps:
     input:
-        reflacx=reflacx_dir(),
+        check=checked(
+            [f"{HEATMAPS}/phase{{phase}}.h5"],
+            [f"{INPUTS}/reflacx_phase{{phase}}_gaze.json"],
+        ),
+        reflacx=f"{INPUTS}/reflacx_phase{{phase}}_gaze.json",
         labels=f"{RESULTS}/labels/phase{{phase}}.parquet",
         val_subjects=val_subjects_file(),
     output:
@@ -43,22 +47,27 @@ rule heatmaps:
         mem_mb=4000,
         runtime=60,
     params:
+        reflacx=reflacx_dir(),
         version=stage_version("heatmaps"),
         method=config["heatmaps"]["method"],
         window_end=config["heatmaps"]["window_end"],
         sigma_degrees=config["heatmaps"]["sigma_degrees"],
         size=config["images"]["size"],
     shell:
-        "python -m gazeloc heatmaps --reflacx {input.reflacx} --phase {wildcards.phase}"
-        " --labels {input.labels} --val-subjects {input.val_subjects}"
+        "python -m gazeloc heatmaps --reflacx {params.reflacx:q} --phase {wildcards.phase}"
+        " --labels {input.labels:q} --val-subjects {input.val_subjects:q}"
         " --method {params.method} --window-end {params.window_end}"
         " --sigma-degrees {params.sigma_degrees} --size {params.size}"
-        " --workers {threads} --out {output} > {log} 2>&1"
+        " --workers {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule ellipses:
     input:
-        reflacx=reflacx_dir(),
+        check=checked(
+            [f"{ELLIPSES}/phase{{phase}}.h5"],
+            [f"{INPUTS}/reflacx_phase{{phase}}_ellipses.json"],
+        ),
+        reflacx=f"{INPUTS}/reflacx_phase{{phase}}_ellipses.json",
         val_subjects=val_subjects_file(),
     output:
         f"{ELLIPSES}/phase{{phase}}.h5",
@@ -73,12 +82,13 @@ rule ellipses:
         mem_mb=4000,
         runtime=30,
     params:
+        reflacx=reflacx_dir(),
         version=stage_version("heatmaps"),
         size=config["images"]["size"],
     shell:
-        "python -m gazeloc ellipses --reflacx {input.reflacx} --phase {wildcards.phase}"
-        " --val-subjects {input.val_subjects} --size {params.size}"
-        " --workers {threads} --out {output} > {log} 2>&1"
+        "python -m gazeloc ellipses --reflacx {params.reflacx:q} --phase {wildcards.phase}"
+        " --val-subjects {input.val_subjects:q} --size {params.size}"
+        " --workers {threads} --out {output:q} > {log:q} 2>&1"
 
 
 # Location-extraction validation on the train readings of phases 1 and 2 (paper §2.8).
@@ -95,7 +105,15 @@ if config["location_extraction"]["enabled"] and LOCATION_PHASES:
 
 rule location_extraction:
     input:
-        reflacx=reflacx_dir(),
+        check=checked(
+            [LOCATION_OUTPUTS["csv"]],
+            [phase_part(p, k) for p in LOCATION_PHASES for k in ("gaze", "ellipses")],
+        ),
+        reflacx=[
+            phase_part(p, kind)
+            for p in LOCATION_PHASES
+            for kind in ("gaze", "ellipses")
+        ],
         labels=[f"{RESULTS}/labels/phase{p}.parquet" for p in LOCATION_PHASES],
         ellipses=[f"{ELLIPSES}/phase{p}.h5" for p in LOCATION_PHASES],
         val_subjects=val_subjects_file(),
@@ -117,6 +135,7 @@ rule location_extraction:
         mem_mb=4000,
         runtime=120,
     params:
+        reflacx=reflacx_dir(),
         version=stage_version("heatmaps"),
         phases=" ".join(str(p) for p in LOCATION_PHASES),
         first=" ".join(
@@ -130,14 +149,14 @@ rule location_extraction:
         sigma_degrees=config["heatmaps"]["sigma_degrees"],
         size=config["images"]["size"],
     shell:
-        "python -m gazeloc location-extraction --reflacx {input.reflacx}"
-        " --phases {params.phases} --labels {input.labels} --ellipses {input.ellipses}"
-        " --val-subjects {input.val_subjects} --size {params.size}"
+        "python -m gazeloc location-extraction --reflacx {params.reflacx:q}"
+        " --phases {params.phases} --labels {input.labels:q} --ellipses {input.ellipses:q}"
+        " --val-subjects {input.val_subjects:q} --size {params.size}"
         " --sigma-degrees {params.sigma_degrees} --window-end {params.window_end}"
         " --first-delays {params.first} --second-delays {params.second}"
         " --method {params.method} --workers {threads}"
-        " --csv {output.csv} --md {output.md} --details {output.details}"
-        " --figure {output.figure} > {log} 2>&1"
+        " --csv {output.csv:q} --md {output.md:q} --details {output.details:q}"
+        " --figure {output.figure:q} > {log:q} 2>&1"
 
 
 # Figure 1 of the paper for the configured readings (or one chosen phase-3 reading).
@@ -152,8 +171,17 @@ if FIGURE1_PHASES:
 
 rule figure1:
     input:
-        reflacx=reflacx_dir(),
-        mimic=mimic_dir(),
+        check=checked(
+            [f"{RESULTS}/figures/figure1.png"],
+            [phase_part(p, k) for p in FIGURE1_PHASES for k in ("gaze", "ellipses")]
+            + ALL_SHARD_PARTS,
+        ),
+        reflacx=[
+            phase_part(p, kind)
+            for p in FIGURE1_PHASES
+            for kind in ("gaze", "ellipses")
+        ],
+        jpgs=ALL_SHARD_PARTS,
         labels=[f"{RESULTS}/labels/phase{p}.parquet" for p in FIGURE1_PHASES],
     output:
         report(
@@ -172,6 +200,8 @@ rule figure1:
         mem_mb=2000,
         runtime=10,
     params:
+        reflacx=reflacx_dir(),
+        mimic=mimic_dir(),
         version=stage_version("figure1"),
         phases=" ".join(str(p) for p in FIGURE1_PHASES),
         readings=" ".join(FIGURE1_READINGS),
@@ -180,8 +210,8 @@ rule figure1:
         sigma_degrees=config["heatmaps"]["sigma_degrees"],
         size=config["images"]["size"],
     shell:
-        "python -m gazeloc figure1 --reflacx {input.reflacx} --mimic {input.mimic}"
-        " --phases {params.phases} --labels {input.labels} --readings {params.readings}"
+        "python -m gazeloc figure1 --reflacx {params.reflacx:q} --mimic {params.mimic:q}"
+        " --phases {params.phases} --labels {input.labels:q} --readings {params.readings}"
         " --method {params.method} --window-end {params.window_end}"
         " --sigma-degrees {params.sigma_degrees} --size {params.size}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"

@@ -21,8 +21,11 @@ TARGETS.extend(
 
 rule image_list:
     input:
-        mimic=mimic_dir(),
-        reflacx=reflacx_dir(),
+        check=checked(
+            [f"{IMAGES}/images.parquet"],
+            [MIMIC_TABLES, REFLACX_TABLES],
+        ),
+        tables=[MIMIC_TABLES, REFLACX_TABLES],
     output:
         f"{IMAGES}/images.parquet",
     log:
@@ -36,17 +39,22 @@ rule image_list:
         mem_mb=4000,
         runtime=20,
     params:
+        mimic=mimic_dir(),
+        reflacx=reflacx_dir(),
         version=stage_version("images"),
     shell:
-        "python -m gazeloc image-list --mimic {input.mimic} --reflacx {input.reflacx}"
-        " --out {output} > {log} 2>&1"
+        "python -m gazeloc image-list --mimic {params.mimic:q} --reflacx {params.reflacx:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule image_index:
     input:
+        check=checked(
+            [f"{IMAGES}/index.parquet"],
+            [MIMIC_TABLES, REFLACX_TABLES],
+        ),
         images=rules.image_list.output[0],
-        mimic=mimic_dir(),
-        reflacx=reflacx_dir(),
+        tables=[MIMIC_TABLES, REFLACX_TABLES],
         val_subjects=val_subjects_file(),
     output:
         index=f"{IMAGES}/index.parquet",
@@ -63,22 +71,28 @@ rule image_index:
         mem_mb=4000,
         runtime=30,
     params:
+        mimic=mimic_dir(),
+        reflacx=reflacx_dir(),
         version=stage_version("images"),
         uncertain_as=config["images"]["uncertain_as"],
         blank_as=config["images"]["blank_as"],
         dedupe="--dedupe-reflacx" if config["images"]["dedupe_reflacx"] else "",
     shell:
-        "python -m gazeloc index --images {input.images} --mimic {input.mimic}"
-        " --reflacx {input.reflacx} --val-subjects {input.val_subjects}"
+        "python -m gazeloc index --images {input.images:q} --mimic {params.mimic:q}"
+        " --reflacx {params.reflacx:q} --val-subjects {input.val_subjects:q}"
         " --uncertain-as {params.uncertain_as} --blank-as {params.blank_as} {params.dedupe}"
-        " --out {output.index} --counts-csv {output.counts_csv}"
-        " --counts-md {output.counts_md} > {log} 2>&1"
+        " --out {output.index:q} --counts-csv {output.counts_csv:q}"
+        " --counts-md {output.counts_md:q} > {log:q} 2>&1"
 
 
 rule image_shard:
     input:
+        check=checked(
+            [f"{IMAGES}/shards/shard-{{shard}}-of-{{nshards}}.h5"],
+            [f"{INPUTS}/mimic_shard-{{shard}}-of-{{nshards}}.json"],
+        ),
         images=rules.image_list.output[0],
-        mimic=mimic_dir(),
+        jpgs=f"{INPUTS}/mimic_shard-{{shard}}-of-{{nshards}}.json",
     output:
         h5=f"{IMAGES}/shards/shard-{{shard}}-of-{{nshards}}.h5",
         skipped=f"{IMAGES}/shards/shard-{{shard}}-of-{{nshards}}.skipped.csv",
@@ -96,17 +110,18 @@ rule image_shard:
         mem_mb=2000,
         runtime=120,
     params:
+        mimic=mimic_dir(),
         version=stage_version("images"),
         size=config["images"]["size"],
         compression=config["images"]["compression"],
         dct_scaling="true" if config["images"]["dct_scaling"] else "false",
         on_bad_image=config["images"]["on_bad_image"],
     shell:
-        "python -m gazeloc shard --images {input.images} --mimic {input.mimic}"
+        "python -m gazeloc shard --images {input.images:q} --mimic {params.mimic:q}"
         " --shard {wildcards.shard} --shards {wildcards.nshards}"
         " --size {params.size} --compression {params.compression}"
         " --dct-scaling {params.dct_scaling} --on-bad-image {params.on_bad_image}"
-        " --workers {threads} --out {output.h5} --skipped {output.skipped} > {log} 2>&1"
+        " --workers {threads} --out {output.h5:q} --skipped {output.skipped:q} > {log:q} 2>&1"
 
 
 rule image_shards:
@@ -129,5 +144,5 @@ rule image_shards:
     params:
         version=stage_version("images"),
     shell:
-        "python -m gazeloc shard-merge --shards {input.h5} --skipped {input.skipped}"
-        " --manifest {output.manifest} --skipped-out {output.skipped} > {log} 2>&1"
+        "python -m gazeloc shard-merge --shards {input.h5:q} --skipped {input.skipped:q}"
+        " --manifest {output.manifest:q} --skipped-out {output.skipped:q} > {log:q} 2>&1"

@@ -41,7 +41,11 @@ if 2 in LABEL_PHASES:
 
 rule labels:
     input:
-        reflacx=reflacx_dir(),
+        check=checked(
+            [f"{LABELS}/phase{{phase}}.parquet"],
+            [f"{INPUTS}/reflacx_phase{{phase}}_gaze.json"],
+        ),
+        reflacx=f"{INPUTS}/reflacx_phase{{phase}}_gaze.json",
         rules=LABELER_RULES,
     output:
         mentions=f"{LABELS}/phase{{phase}}.parquet",
@@ -57,18 +61,23 @@ rule labels:
         mem_mb=2000,
         runtime=30,
     params:
+        reflacx=reflacx_dir(),
         version=stage_version("labels"),
         mode=config["labeler"]["mode"],
     shell:
-        "python -m gazeloc label --reflacx {input.reflacx} --phase {wildcards.phase}"
+        "python -m gazeloc label --reflacx {params.reflacx:q} --phase {wildcards.phase}"
         " --mode {params.mode}"
-        " --out {output.mentions} --reports-out {output.reports} > {log} 2>&1"
+        " --out {output.mentions:q} --reports-out {output.reports:q} > {log:q} 2>&1"
 
 
 # Both labeler modes on the same phase-2 reports (a `mode` column), whichever the config uses.
 rule labeler_table:
     input:
-        reflacx=reflacx_dir(),
+        check=checked(
+            [f"{RESULTS}/tables/labeler.csv"],
+            [phase_part(2)],
+        ),
+        reflacx=phase_part(2),
         rules=LABELER_RULES,
         dev_ids=LABELER_DEV_IDS,
     output:
@@ -85,10 +94,11 @@ rule labeler_table:
         mem_mb=2000,
         runtime=10,
     params:
+        reflacx=reflacx_dir(),
         version=stage_version("labels"),
         gold_min_certainty=config["labeler"]["gold_min_certainty"],
     shell:
-        "python -m gazeloc label-eval --reflacx {input.reflacx}"
-        " --dev-ids {input.dev_ids} --phase 2"
+        "python -m gazeloc label-eval --reflacx {params.reflacx:q}"
+        " --dev-ids {input.dev_ids:q} --phase 2"
         " --gold-min-certainty {params.gold_min_certainty}"
-        " --csv {output.csv} --md {output.md} > {log} 2>&1"
+        " --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"

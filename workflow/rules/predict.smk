@@ -46,7 +46,7 @@ rule predict:
     params:
         version=stage_version("predict"),
     shell:
-        "python -m gazeloc predict --model {input.model} {input.images:q}"
-        " --out $(dirname {output.predictions:q}) --selection {input.selection:q}"
+        "python -m gazeloc predict --model {input.model:q} {input.images:q}"
+        ' --out "$(dirname {output.predictions:q})" --selection {input.selection:q}'
         " --batch-size {resources.run_batch_size} --device {resources.run_device}"
-        " --workers $(( {threads} - 1 )) --threads {threads} --no-progress > {log} 2>&1"
+        " --workers $(( {threads} - 1 )) --threads {threads} --no-progress > {log:q} 2>&1"

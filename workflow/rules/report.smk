@@ -38,5 +38,5 @@ rule report_tables:
         version=stage_version("tables"),
         out_dir=lambda w, output: str(Path(output[0]).parent),
     shell:
-        "python -m gazeloc report-tables --markdown {input}"
-        " --out-dir {params.out_dir:q} > {log} 2>&1"
+        "python -m gazeloc report-tables --markdown {input:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -25,8 +25,8 @@ rule synthetic_data:
         version=stage_version("synthetic"),
         settings=synthetic_settings(),
     shell:
-        "python -m gazeloc synth --out $(dirname {output.val_subjects:q}) --settings {params.settings:q} --workers {threads}"
-        " > {log} 2>&1"
+        'python -m gazeloc synth --out "$(dirname {output.val_subjects:q})" --settings {params.settings:q} --workers {threads}'
+        " > {log:q} 2>&1"
 
 
 rule synthetic_realism:
@@ -54,5 +54,5 @@ rule synthetic_realism:
     params:
         version=stage_version("synthetic"),
     shell:
-        "python -m gazeloc realism --reflacx {input.reflacx} --mimic {input.mimic}"
-        " --truth {input.truth} --table {output.table} --figure {output.figure} > {log} 2>&1"
+        "python -m gazeloc realism --reflacx {input.reflacx:q} --mimic {input.mimic:q}"
+        " --truth {input.truth:q} --table {output.table:q} --figure {output.figure:q} > {log:q} 2>&1"

@@ -45,7 +45,7 @@ rule pretrained_weights:
         expect=lambda w: train_cfg.weights_params(config, w.experiment)["expect"],
     shell:
         "python -m gazeloc check-weights --file {input:q} --expect {params.expect:q}"
-        " --source {params.source:q} --out {output:q} > {log} 2>&1"
+        " --source {params.source:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule train:
@@ -73,7 +73,7 @@ rule train:
         version=stage_version("train"),
         settings=lambda w: train_cfg.rule_params(config, w.experiment)["settings"],
         annotations=lambda w, input: " ".join(
-            f"--{kind.replace('_', '-')} {input[kind]}"
+            f"--{kind.replace('_', '-')} {shlex.quote(input[kind])}"
             for kind in ("heatmaps", "ellipses", "weights", "weights_check")
             if kind in input.keys()
         ),
@@ -82,7 +82,7 @@ rule train:
     shell:
         "python -m gazeloc train --settings {params.settings:q}"
         " --runtime {resources.run_options:q} --seed {wildcards.seed}"
-        " --index {input.index} --manifest {input.manifest} {params.annotations}"
-        " --out-dir $(dirname {output.model:q}) --threads {threads}"
+        " --index {input.index:q} --manifest {input.manifest:q} {params.annotations}"
+        ' --out-dir "$(dirname {output.model:q})" --threads {threads}'
         " --data-roots reflacx={params.reflacx:q} mimic={params.mimic:q}"
-        " --workers $(( {threads} - 1 )) > {log} 2>&1"
+        " --workers $(( {threads} - 1 )) > {log:q} 2>&1"

@@ -45,7 +45,7 @@ from gazeloc.gaze.render import TRUNCATE, FrameRenderer, keep_freed_memory
 from gazeloc.gaze.timing import WINDOW_ENDS, Dictation
 from gazeloc.gaze.windows import DEFAULT_METHOD, parse_method
 from gazeloc.io.reflacx import ReflacxReading, metadata_path, read_metadata, read_readings
-from gazeloc.ioutil import atomic_path
+from gazeloc.ioutil import atomic_path, ensure_space
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.splits import check_val_subjects, read_val_subjects, study_split
 
@@ -261,6 +261,7 @@ def write_heatmaps(
     }
     compression = _blosc()
     size = settings.size
+    record_bytes = (2 * len(MODEL_LABELS) + 1) * size * size * 2  # uncompressed, float16
     with atomic_path(out) as tmp:
         with open_h5(tmp, "w", libver=("v110", "v110")) as f:
             results = parallel_map(_heatmap_task, tasks, workers=workers)
@@ -268,6 +269,7 @@ def write_heatmaps(
                 results, total=len(tasks), desc=f"heatmaps phase {phase}", disable=not progress
             ):
                 reading = by_id[res.reading_id]
+                ensure_space(out, record_bytes)
                 g = f.create_group(res.reading_id)
                 et = g.create_dataset(
                     "et",
@@ -365,6 +367,7 @@ def write_ellipses(
             for rid, masks, labels, labels_any in tqdm(
                 results, total=len(readings), desc=f"ellipses phase {phase}", disable=not progress
             ):
+                ensure_space(out, masks.nbytes)
                 g = f.create_group(rid)
                 g.create_dataset("ellipses", data=masks, chunks=(1, size, size), **compression)
                 g.create_dataset("ellipse_labels", data=labels)

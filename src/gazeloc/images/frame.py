@@ -139,6 +139,7 @@ def load_frame(
                 raise DataFormatError(
                     path, f"{_describe_mode(im.mode)}: expected 8-bit grayscale (mode 'L')"
                 )
+            _check_format(path, im.format)
             width, height = im.size
             if expect_size is not None and (width, height) != tuple(expect_size):
                 raise DataFormatError(
@@ -160,6 +161,46 @@ def load_frame(
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataFormatError(path, f"cannot decode the image: {exc}") from exc
     return pad_to_frame(resized, g)
+
+
+def _check_format(path: Path, fmt: str | None) -> None:
+    if path.suffix.lower() in (".jpg", ".jpeg") and fmt != "JPEG":
+        raise DataFormatError(
+            path, f"a {fmt or 'non-JPEG'} file named .jpg: expected a JPEG (MIMIC-CXR-JPG)"
+        )
+
+
+def check_image_file(path: str | Path, expect_size: tuple[int, int] | None = None) -> None:
+    """Open an image's header without decoding it: the checks of :func:`load_frame` that need
+    no pixels (exists, not empty, a JPEG when named .jpg, 8-bit grayscale, metadata size).
+
+    Corrupt entropy data is not seen here (decoding every image would take hours at MIMIC
+    scale); the checksums of ``SHA256SUMS.txt`` catch it (``data.verify_checksums``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, "image file not found")
+    if os.path.getsize(path) == 0:
+        raise DataFormatError(path, "image file is empty")
+    try:
+        with Image.open(path) as im:
+            _check_format(path, im.format)
+            if im.mode != "L":
+                raise DataFormatError(
+                    path, f"{_describe_mode(im.mode)}: expected 8-bit grayscale (mode 'L')"
+                )
+            if expect_size is not None and tuple(im.size) != tuple(expect_size):
+                raise DataFormatError(
+                    path,
+                    f"image is {im.size[0]}x{im.size[1]} but the metadata says "
+                    f"{expect_size[0]}x{expect_size[1]} (Columns x Rows)",
+                )
+    except DataFormatError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise DataFormatError(path, "not a readable image (corrupt or unknown format)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataFormatError(path, f"cannot read the image header: {exc}") from exc
 
 
 def load_frame_plain(path: str | Path, size: int) -> np.ndarray:

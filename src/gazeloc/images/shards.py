@@ -43,7 +43,7 @@ from tqdm import tqdm
 from gazeloc.errors import DataFormatError
 from gazeloc.h5 import open_h5
 from gazeloc.images.frame import RESAMPLE, load_frame
-from gazeloc.ioutil import atomic_path, atomic_write_text
+from gazeloc.ioutil import atomic_path, atomic_write_text, ensure_space
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,8 @@ def write_shard(
                     log.warning("skipped image %s: %s", dicom_id, result)
                     skipped.append((dicom_id, str(path), result.reason))
                     continue
+                if len(kept) % 64 == 0:
+                    ensure_space(out, 64 * result.nbytes)
                 dset[len(kept)] = result
                 kept.append(i)
         finally:

@@ -9,13 +9,16 @@ groups of 8 lower-case hex digits.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
 
-from gazeloc.errors import DataFormatError
+from gazeloc.errors import DataFormatError, warn_at
 from gazeloc.io.table import Column, read_table
 from gazeloc.labels import CHEXPERT_COLUMNS
+
+log = logging.getLogger(__name__)
 
 DICOM_ID = r"[0-9a-f]{8}(?:-[0-9a-f]{8}){4}"
 SUBJECT_ID = r"1\d{7}"
@@ -61,6 +64,13 @@ def table_path(root: str | Path, table: str) -> Path:
     base = Path(root) / f"mimic-cxr-2.0.0-{table}.csv"
     gz = base.with_name(base.name + ".gz")
     if gz.is_file():
+        if base.is_file():
+            warn_at(
+                log,
+                base,
+                f"both {gz.name} and {base.name} exist; reading {gz.name} "
+                f"(remove the one you do not mean)",
+            )
         return gz
     if base.is_file():
         return base

@@ -60,10 +60,32 @@ def read_text(path: str | Path) -> str:
     except (OSError, EOFError, zlib.error) as exc:
         raise DataFormatError(path, f"cannot decompress gzip file ({exc})") from exc
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataFormatError(path, "not valid UTF-8 text", line=line) from exc
+    if text.startswith("\ufeff"):
+        warn_at(
+            log,
+            path,
+            "starts with a UTF-8 byte-order mark (as spreadsheet programs write 'CSV UTF-8'); "
+            "ignored",
+            line=1,
+        )
+        text = text[1:]
+    bare_cr = _BARE_CR.search(text)
+    if bare_cr is not None:
+        line = text.count("\n", 0, bare_cr.start()) + 1
+        raise DataFormatError(
+            path,
+            "a carriage return without a line feed: CR-only (old Mac) line endings are not "
+            "supported; save the file with CRLF or LF line endings",
+            line=line,
+        )
+    return text
+
+
+_BARE_CR = re.compile(r"\r(?!\n)")
 
 
 def split_header(path: Path, text: str) -> list[str]:
@@ -144,11 +166,14 @@ def _convert(path: Path, frame: pl.DataFrame, spec: Column) -> pl.Series:
             raise fail(row, f"expected True or False, found '{raw[row]}'")
         return stripped.is_in(sorted(_TRUE)).alias(name).set(missing, None)
     if spec.kind == "int":
-        bad = ~missing & ~raw.str.contains(r"^-?\d+$").fill_null(False)
+        bad = ~missing & ~raw.str.contains(r"^-?[0-9]+$").fill_null(False)
         row = _first_bad(bad)
         if row is not None:
             raise fail(row, f"expected an integer, found '{raw[row]}'")
-        values = raw.cast(pl.Int64, strict=False)
+        values = raw.str.to_integer(strict=False)
+        row = _first_bad(~missing & values.is_null())
+        if row is not None:
+            raise fail(row, f"integer {raw[row]} is out of range (a 64-bit integer)")
     else:  # float
         values = raw.cast(pl.Float64, strict=False)
         bad = ~missing & values.is_null()
@@ -191,7 +216,17 @@ def read_table(
     check_header(path, header, [c.name for c in columns])
     if crlf and "\n" in text and "\r\n" not in text:
         warn_at(log, path, "LF line endings (REFLACX files are written with CRLF); accepted")
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    rows = []
+    try:
+        for row in reader:
+            rows.append(row)
+    except csv.Error as exc:
+        line = reader.line_num
+        reason = str(exc)
+        if "field larger than field limit" in reason:
+            reason = f"a field longer than {csv.field_size_limit():,} characters"
+        raise DataFormatError(path, f"malformed CSV: {reason}", line=line) from exc
     for number, row in enumerate(rows, start=1):
         if row and len(row) != len(header):
             raise DataFormatError(
@@ -224,7 +259,8 @@ SMALL_TABLE_ROWS = 20_000
 """Tables up to this many lines are converted in Python (polars' per-query overhead dominates
 for the many small REFLACX files); larger ones in one polars query."""
 
-_INT = re.compile(r"-?\d+\Z")
+_INT = re.compile(r"-?[0-9]+\Z")
+_INT64 = (-(2**63), 2**63 - 1)
 _DTYPES = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean}
 
 
@@ -261,7 +297,12 @@ def _convert_small(rows: list[list[str]], columns: Sequence[Column]) -> pl.DataF
                 if not _INT.match(cell):
                     return None
                 value = int(cell)
+                if not _INT64[0] <= value <= _INT64[1]:
+                    return None
             else:
+                # One rule for small and large tables: no digit separators, no spaces.
+                if "_" in cell or cell != cell.strip():
+                    return None
                 try:
                     value = float(cell)
                 except ValueError:

@@ -40,7 +40,12 @@ def pick_device(name: str, what: str = "training.device") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{what} is cuda but no CUDA device is available")
+        from gazeloc.config import ConfigError
+
+        raise ConfigError(
+            f"{what} is cuda but PyTorch sees no CUDA device here (torch.cuda.is_available() "
+            "is False); set it to auto or cpu, or run on a GPU node"
+        )
     return torch.device(name)
 
 

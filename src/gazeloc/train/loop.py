@@ -75,6 +75,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from gazeloc import weights as pretrained_weights
+from gazeloc.errors import NonFiniteLossError
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, image_probabilities
@@ -322,10 +323,21 @@ def train_step(
     batch: dict[str, torch.Tensor],
     params: Any | None,
     sums: torch.Tensor | None = None,
+    where: str = "training",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One optimisation step (forward, loss, backward, AMSGrad update); adds ``(L, L_I, L_T)``
-    to the float64 device tensor ``sums`` when given. Nothing here waits for the device."""
+    to the float64 device tensor ``sums`` when given. Nothing here waits for the device.
+
+    A non-finite loss raises :class:`NonFiniteLossError` (naming ``where`` and the loss parts)
+    before the optimizer step. On the CPU that is checked at every step (free there); on a GPU
+    it would wait for the device, so there the loss sums are checked where they are read back
+    anyway (:func:`check_finite_sums`: every :data:`POSTFIX_EVERY` steps, checkpoints, epoch
+    ends), before any checkpoint or model is written."""
     loss, mil, dec = step.loss(batch, params)
+    if loss.device.type == "cpu":
+        with host_only():
+            if not bool(torch.isfinite(loss.detach())):
+                raise _non_finite(where, loss, mil, dec, "before the optimizer step")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -333,6 +345,25 @@ def train_step(
         parts = [loss, mil, dec if dec is not None else torch.zeros_like(mil)]
         sums += torch.stack([x.detach().double() for x in parts])
     return loss, mil, dec
+
+
+def _non_finite(where: str, loss: Any, mil: Any, dec: Any, when: str) -> NonFiniteLossError:
+    def value(x: Any) -> float:
+        return float(x.detach()) if torch.is_tensor(x) else float(x or 0.0)
+
+    return NonFiniteLossError(
+        f"{where}: the loss is not finite: total {value(loss):.6g}, MIL {value(mil):.6g}, "
+        f"decoder {value(dec):.6g}; training stopped {when} (check training.lr, lambda_t, "
+        "lambda_a and the inputs)"
+    )
+
+
+def check_finite_sums(running: dict[str, Any], where: str) -> None:
+    """Raise :class:`NonFiniteLossError` when the read-back loss sums of an epoch are not
+    finite (the GPU path's check, see :func:`train_step`)."""
+    parts = (running["loss"], running["mil"], running["decoder"])
+    if not all(np.isfinite(parts)):
+        raise _non_finite(where, *parts, "at the loss read-back, before any checkpoint")
 
 
 def match_optimizer_layout(optimizer: torch.optim.Optimizer) -> None:
@@ -476,6 +507,36 @@ def label_aucs(scores: np.ndarray, labels: np.ndarray, known: np.ndarray) -> np.
         if rows.any():
             out[k] = auc_per_label(scores[rows, k : k + 1], labels[rows, k : k + 1])[0]
     return out
+
+
+def warn_thread_change(path: Path, checkpoint: dict[str, Any], device: torch.device) -> bool:
+    """Warn (and return True) when a checkpoint was written under another intra-op thread
+    count or device: on a CPU, PyTorch's reductions split their work by thread, so the
+    resumed run is no longer bit-identical to an uninterrupted one (same settings, slightly
+    different numbers)."""
+    threads, now = checkpoint.get("threads"), torch.get_num_threads()
+    before_device = checkpoint.get("device")
+    if before_device is not None and before_device != device.type:
+        log.warning(
+            "%s was written on %s, resuming on %s: the results will not be bit-identical to "
+            "an uninterrupted run",
+            path,
+            before_device,
+            device.type,
+        )
+        return True
+    if threads is not None and threads != now and device.type == "cpu":
+        log.warning(
+            "%s was written with %d CPU threads, resuming with %d: CPU results are "
+            "bit-identical only at equal thread counts (set --threads / the job's threads to "
+            "%d to keep them so)",
+            path,
+            threads,
+            now,
+            threads,
+        )
+        return True
+    return False
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:
@@ -643,6 +704,7 @@ def train(
             log.info(
                 "resuming from %s at epoch %d, step %d", last, state["epoch"] + 1, state["step"]
             )
+            warn_thread_change(last, checkpoint, device)
 
     compiled = torch.compile(model) if options.compile else None
     step_fn = Step(
@@ -664,6 +726,7 @@ def train(
 
     def sync_running() -> None:
         running["loss"], running["mil"], running["decoder"] = acc.tolist()
+        check_finite_sums(running, f"{name} seed {seed}: by step {state['step']}")
 
     def checkpoint_now() -> None:
         sync_running()
@@ -677,6 +740,8 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "state": state,
                 "running": running,
+                "threads": torch.get_num_threads(),
+                "device": device.type,
             },
             last,
         )
@@ -711,7 +776,8 @@ def train(
                     derived_seed(seed, "augment", epoch, step)
                 )
                 params = sample_params(len(batch["images"]), msettings.input_size, generator)
-            train_step(step_fn, optimizer, batch, params, acc)
+            where = f"{name} seed {seed}: step {step} (epoch {epoch + 1})"
+            train_step(step_fn, optimizer, batch, params, acc, where=where)
             now = time.perf_counter()
             job_steps += 1
             if job_steps > WARMUP_STEPS:
