@@ -240,6 +240,7 @@ def study(tmp_path_factory):
     index = pl.DataFrame(
         {
             "dicom_id": images["dicom_id"],
+            "subject_id": list(range(10000001, 10000001 + len(rows))),
             "path": images["path"],
             "split": ["test"] * len(rows),
             "in_mimic": [True] * len(rows),

@@ -13,7 +13,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_train_inputs import make_inputs, resolved
+from test_train_inputs import make_inputs
+from test_train_inputs import resolved as _resolved
 
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, load_model
 from gazeloc.train import device as device_mod
@@ -35,6 +36,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def resolved(annotations: str = "et", **training) -> dict:
+    """The tiny experiment, keeping its resume checkpoints (these tests read them)."""
+    return _resolved(annotations, **{"keep_checkpoints": True, **training})
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +205,9 @@ def test_epoch_selection_runs_in_fp32_and_matches_evaluate(inputs, tmp_path, mon
     monkeypatch.setattr(GazeLocNet, "forward", original)
     model, meta = load_model(tmp_path / "model.pt")
     assert meta["precision"] == "bf16" and meta["device_type"] == "cpu"
-    auc, _ = mimic_auc(
+    auc = mimic_auc(
         model, inputs.index, inputs.manifest, "val", EvalOptions(progress=False), CPU
-    )
+    ).auc
     assert float(np.nanmean(auc)) == pytest.approx(meta["val_auc"], abs=1e-12)
 
 

@@ -61,14 +61,15 @@ def manifest_image_settings(manifest: str | Path) -> dict[str, Any]:
     ``size``, ``dct_scaling``, ``resample``; what ``gazeloc predict`` must repeat. Shards
     without those attributes (written by other tools) give the image side and
     ``dct_scaling`` None (not recorded)."""
-    import h5py
     import polars as pl
+
+    from gazeloc.h5 import open_h5
 
     manifest = Path(manifest)
     files = pl.read_parquet(manifest, columns=["file"]).get_column("file").unique().sort()
     if files.is_empty():
         raise ValueError(f"{manifest}: no shard files listed")
-    with h5py.File(manifest.parent / files[0], "r") as f:
+    with open_h5(manifest.parent / files[0], "r") as f:
         attrs = dict(f.attrs)
         side = int(f["images"].shape[-1])
     dct = attrs.get("dct_scaling")

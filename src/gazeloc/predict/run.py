@@ -305,10 +305,10 @@ def predict(
 ) -> dict[str, Any]:
     """Run the model on the inputs and write the outputs (module doc); return the summary
     that ``predict.json`` holds."""
-    import h5py
     import hdf5plugin
     from tqdm import tqdm
 
+    from gazeloc.h5 import open_h5
     from gazeloc.model import load_model
     from gazeloc.model.card import image_settings
 
@@ -362,7 +362,7 @@ def predict(
         tmp_h5 = stack.enter_context(atomic_path(out_dir / "heatmaps.h5"))
         tmp_overlays = stack.enter_context(atomic_path(out_dir / "overlays"))
         tmp_overlays.mkdir()
-        h5 = stack.enter_context(h5py.File(tmp_h5, "w"))
+        h5 = stack.enter_context(open_h5(tmp_h5, "w"))
         h5.attrs.update(
             {
                 "model": str(model_path),

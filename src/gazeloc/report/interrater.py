@@ -47,13 +47,13 @@ def _text(value: object) -> str:
 
 
 def _open(path: Path):
-    import h5py
+    from gazeloc.h5 import open_h5
 
     try:
         import hdf5plugin  # noqa: F401  (compressed datasets)
     except ImportError:  # pragma: no cover
         pass
-    return h5py.File(path, "r")
+    return open_h5(path, "r")
 
 
 def pair_ious(masks: np.ndarray, present: np.ndarray) -> tuple[list[float], int]:
