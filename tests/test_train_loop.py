@@ -322,6 +322,32 @@ def test_resume_under_another_thread_count_warns(inputs, tmp_path, caplog):
     assert "bit-identical only at equal thread counts" in message
 
 
+def test_strict_resume_refuses_another_thread_count(inputs, tmp_path):
+    from gazeloc.config import ConfigError
+
+    strict = resolved("et", keep_checkpoints=True, strict_resume=True)
+    _train(inputs, tmp_path, settings=strict, stop_after_steps=3)
+    before = (tmp_path / "resume" / "last.pt").read_bytes()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(ConfigError, match=r"training\.strict_resume is true") as info:
+            _train(inputs, tmp_path, settings=strict, stop_after_steps=4)
+    finally:
+        torch.set_num_threads(1)
+    assert "written with 1 CPU thread(s) on cpu, this job has 2 on cpu" in str(info.value)
+    assert (tmp_path / "resume" / "last.pt").read_bytes() == before  # the checkpoint is kept
+    assert not (tmp_path / "model.pt").exists()
+    _train(inputs, tmp_path, settings=strict, stop_after_steps=4)  # same threads: resumes
+
+
+def test_batch_size_above_the_training_set_is_a_config_message(inputs, tmp_path):
+    from gazeloc.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"config key 'training.batch_size' = 10000 is larger"):
+        _train(inputs, tmp_path, settings=resolved("et", batch_size=10000))
+    assert not any(tmp_path.iterdir()) or not (tmp_path / "model.pt").exists()
+
+
 # --- the decoder steps only on batches with a decoder target (docs/method.md#losses) ---------
 
 

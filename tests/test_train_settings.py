@@ -148,12 +148,15 @@ def test_runtime_keys_are_not_method_settings(config):
     params = rule_params(config, "et")
     assert set(params) == {"settings"} and '"device"' not in params["settings"]
     runtime = runtime_options(config, "et")
-    assert runtime == "device=auto,compile=0,checkpoint_minutes=10.0,keep_checkpoints=0"
+    assert runtime == (
+        "device=auto,compile=0,checkpoint_minutes=10.0,keep_checkpoints=0,strict_resume=0"
+    )
     assert parse_runtime_options(runtime) == {
         "device": "auto",
         "compile": False,
         "checkpoint_minutes": 10.0,
         "keep_checkpoints": False,
+        "strict_resume": False,
     }
     changed = copy.deepcopy(config)
     changed["training"].update(

@@ -656,8 +656,12 @@ def train(
         )
     n_batches = len(data.train) // options.batch_size
     if n_batches == 0:
-        raise ValueError(
-            f"{len(data.train)} training images are fewer than one batch of {options.batch_size}"
+        from gazeloc.config import ConfigError
+
+        raise ConfigError(
+            f"config key 'training.batch_size' = {options.batch_size} is larger than the "
+            f"{len(data.train)} training images of {resolved.get('experiment', 'this run')} "
+            f"({index}): no full batch to train on; lower training.batch_size or use more data"
         )
     model = build_model(
         msettings, seed=derived_seed(seed, "init"), weights_path=weights, weights_sha256=None
@@ -704,7 +708,15 @@ def train(
             log.info(
                 "resuming from %s at epoch %d, step %d", last, state["epoch"] + 1, state["step"]
             )
-            warn_thread_change(last, checkpoint, device)
+            if warn_thread_change(last, checkpoint, device) and options.strict_resume:
+                from gazeloc.config import ConfigError
+
+                raise ConfigError(
+                    f"{last} was written with {checkpoint.get('threads')} CPU thread(s) on "
+                    f"{checkpoint.get('device')}, this job has {torch.get_num_threads()} on "
+                    f"{device.type}, and training.strict_resume is true: run the job with its "
+                    "original threads and device, or set strict_resume: false to resume anyway"
+                )
 
     compiled = torch.compile(model) if options.compile else None
     step_fn = Step(

@@ -43,7 +43,14 @@ DECODER_TARGETS = ("soft", "binary")
 SUBSETS = ("prefix", "random")
 VANISHING_ELLIPSES = ("negative", "skip")
 DEVICES = ("auto", "cpu", "cuda")
-RUNTIME_KEYS = ("workers", "device", "compile", "checkpoint_minutes", "keep_checkpoints")
+RUNTIME_KEYS = (
+    "workers",
+    "device",
+    "compile",
+    "checkpoint_minutes",
+    "keep_checkpoints",
+    "strict_resume",
+)
 """Training keys that change how fast a run goes or what it leaves behind, not its result:
 excluded from the resume fingerprint (changing them finishes from the existing checkpoint) and
 from the rule's params (the rule passes them as resources, so changing them reruns nothing).
@@ -78,6 +85,7 @@ class TrainingOptions:
     workers: int = 4
     checkpoint_minutes: float = 10.0
     keep_checkpoints: bool = False
+    strict_resume: bool = False
 
     def __post_init__(self) -> None:
         checks = (
@@ -269,9 +277,9 @@ def rule_params(config: dict[str, Any], experiment: str) -> dict[str, str]:
 
 def runtime_options(config: dict[str, Any], experiment: str) -> str:
     """The runtime-only keys of a job (:data:`RUNTIME_KEYS` less ``workers``) as one shell-safe
-    string, ``device=cuda,compile=0,checkpoint_minutes=10.0,keep_checkpoints=0``, passed as a
-    resource (resources are no reason to rerun). ``workers`` is derived from the job's threads
-    (workers + 1), which are no reason to rerun either."""
+    string (e.g. ``device=cuda,compile=0,checkpoint_minutes=10.0,keep_checkpoints=0,...``),
+    passed as a resource (resources are no reason to rerun). ``workers`` is derived from the
+    job's threads (workers + 1), which are no reason to rerun either."""
     defaults = asdict(TrainingOptions())
     training = {**defaults, **resolve_experiment(config, experiment)["training"]}
     parts = []
