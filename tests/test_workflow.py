@@ -430,7 +430,7 @@ INPUT_EDITS = {
             "heatmaps": 1,
             "figure1": 1,
             "train": 1,  # et
-            "evaluate": 2,
+            "evaluate": 1,
             **_AFTER_TRAIN,
         },
     ),
@@ -443,7 +443,7 @@ INPUT_EDITS = {
             "ellipses": 1,
             "figure1": 1,
             "train": 1,  # ellipse
-            "evaluate": 6,
+            "evaluate": 3,
             **_AFTER_TRAIN,
         },
     ),
@@ -455,7 +455,7 @@ INPUT_EDITS = {
             "image_shards": 1,
             "figure1": 1,
             "train": 3,
-            "evaluate": 6,
+            "evaluate": 3,
             **_AFTER_TRAIN,
         },
     ),
