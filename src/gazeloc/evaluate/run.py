@@ -119,12 +119,11 @@ class EvalOptions:
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("evaluation.device is cuda but no CUDA device is available")
-    return torch.device(name)
+    """``auto``: the GPU when there is one, else the CPU (the training jobs' rule, with the
+    one-line message for ``cuda`` without CUDA)."""
+    from gazeloc.train.device import pick_device as pick
+
+    return pick(name, "evaluation.device")
 
 
 class _Readings(Dataset):

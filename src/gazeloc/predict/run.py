@@ -269,11 +269,9 @@ def overlay_png(
 
 
 def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda but no CUDA device is available")
-    return torch.device(name)
+    from gazeloc.train.device import pick_device
+
+    return pick_device(name, "--device")
 
 
 def forward_batch(
