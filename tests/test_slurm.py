@@ -29,14 +29,24 @@ def slurm(slurm_cluster):
     return slurm_cluster
 
 
+# the rules with a `message:`, by the start of their message
+MESSAGES = {"check_data": "Checking the REFLACX and MIMIC-CXR-JPG copies"}
+
+
 def _rules_submitted(log: str) -> set[str]:
     """Rules of the jobs Snakemake ran as cluster jobs, from its log ("rule NAME:" lines;
     localrules print "localrule NAME:" and run in the Snakemake process)."""
-    return {
+    submitted = {
         line.split()[1].rstrip(":")
         for line in log.splitlines()
         if line.startswith("rule ") and line.rstrip().endswith(":")
     }
+    # a rule with a `message:` prints "Job ID: MESSAGE" instead of its "rule NAME:" block
+    messages = [line.split(": ", 1)[-1] for line in log.splitlines() if line.startswith("Job ")]
+    submitted |= {
+        rule for rule, text in MESSAGES.items() if any(m.startswith(text) for m in messages)
+    }
+    return submitted
 
 
 def _threads_by_rule(log: str) -> dict[str, set[int]]:
