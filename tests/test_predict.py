@@ -461,6 +461,12 @@ def test_train_writes_the_model_card(tmp_path):
     assert "## Software" in card and "/data/mimic-cxr-jpg" in card and "test" not in facts
     for key in ("gazeloc_version", "git_commit", "precision", "device_type"):
         assert facts[key] == meta.get(key, NOT_RECORDED)
+    # the facts that decide the arithmetic: torch build, CPU kernel path, thread count
+    numerics = facts["numerics"]
+    assert numerics["torch_version"] == torch.__version__
+    assert numerics["threads"] == torch.get_num_threads()
+    assert numerics["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "## Numerics" in card and f"| threads | `{torch.get_num_threads()}` |" in card
 
 
 def test_card_of_an_old_payload_says_not_recorded():
@@ -468,6 +474,7 @@ def test_card_of_an_old_payload_says_not_recorded():
     card = render_card(facts)
     assert facts["git_commit"] == NOT_RECORDED and facts["data_roots"] == NOT_RECORDED
     assert "| git_commit | not recorded |" in card
+    assert facts["numerics"] == NOT_RECORDED and "## Numerics" in card
     assert "# Model card: et, seed 1" in card and "0.7000" in card
     provenance = card_facts(
         {"experiment": "et", "seed": 1, "git_commit": "abc123", "weights_sha256": "f" * 64}
@@ -488,3 +495,14 @@ def test_workflow_rule_is_off_unless_images_are_set():
         predict_cfg.predict_targets({**config, "predict": {"images": "/x", "experiment": "x"}}, "r")
     with pytest.raises(ValueError, match=r"predict\.seed"):
         predict_cfg.predict_targets({**config, "predict": {"images": "/x", "seed": 9}}, "r")
+
+
+def test_numeric_facts_record_the_kernel_path_variables(monkeypatch):
+    from gazeloc.numerics import numeric_facts
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    facts = numeric_facts("cpu")
+    assert facts["ONEDNN_MAX_CPU_ISA"] == "AVX2" and "ATEN_CPU_CAPABILITY" not in facts
+    assert facts["mkldnn_enabled"] is True and facts["cpu_model"]
+    assert "cuda_device" not in facts

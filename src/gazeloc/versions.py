@@ -20,9 +20,9 @@ STAGE_VERSIONS: dict[str, int] = {
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
     "heatmaps": 1,  # gazeloc.gaze: heatmaps, ellipse masks, location extraction
     "figure1": 2,  # gazeloc.gaze.figure: Figure 1 (its own key: a redraw reruns nothing else)
-    "train": 5,  # gazeloc.model, gazeloc.train, gazeloc.weights: trained models (4: model card,
+    "train": 6,  # gazeloc.model, gazeloc.train, gazeloc.weights: trained models (4: model card,
     # image settings; 5: effective precision and device type, weights sha256, version and
-    # commit in model.pt, warmup_seconds in train_log.csv)
+    # commit in model.pt, warmup_seconds in train_log.csv; 6: numeric facts in model.pt and card)
     "evaluate": 2,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics and per-item results
     "tables": 3,  # gazeloc.report: tables, comparisons, inter-rater table, figures, HTML tables,
     # provenance in summary.md

@@ -116,6 +116,7 @@ def card_facts(payload: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": payload.get("epoch"),
         "val_auc": payload.get("val_auc"),
         **{key: payload.get(key, NOT_RECORDED) for key in SOFTWARE_KEYS},
+        "numerics": payload.get("numerics") or NOT_RECORDED,
     }
 
 
@@ -192,5 +193,12 @@ def render_card(facts: dict[str, Any]) -> str:
         "## Software",
         "",
         *_table({key: facts[key] for key in SOFTWARE_KEYS}),
+        "## Numerics",
+        "",
+        "What decides the floating-point results besides the settings: two runs are "
+        "bit-identical only with the same torch build, CPU kernel path (capability, oneDNN, "
+        "ISA variables) and thread count (on GPUs: the same device, CUDA and cuDNN).",
+        "",
+        *_table(facts["numerics"]),
     ]
     return "\n".join(lines).rstrip() + "\n"

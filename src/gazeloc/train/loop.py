@@ -86,6 +86,7 @@ from gazeloc.model.card import (
     render_card,
 )
 from gazeloc.model.losses import decoder_loss, mil_loss, total_loss
+from gazeloc.numerics import numeric_facts
 from gazeloc.provenance import provenance
 from gazeloc.train.augment import augment_batch, sample_params
 from gazeloc.train.data import ImageLabelSet, TrainingData, build_data, collate
@@ -905,6 +906,7 @@ def train(
         "initialisation": initialisation_facts(msettings.pretrained, msettings.backbone),
         "data": {"roots": dict(data_roots or {}), "counts": data_counts(data, index)},
         "weights_sha256": weights_sha,
+        "numerics": numeric_facts(device.type),
         **provenance(),
     }
     _save(payload, out_dir / "model.pt")
