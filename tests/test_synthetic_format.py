@@ -276,3 +276,25 @@ def test_min_severity_setting_is_validated():
     assert SynthSettings.from_mapping({}).min_severity == 0.0
     with pytest.raises(ValueError, match="min_severity"):
         SynthSettings.from_mapping({"min_severity": 1.0})
+
+
+def test_split_shares_size_the_validate_and_test_splits():
+    from collections import Counter
+
+    from gazeloc.synthetic.generate import plan_dataset
+
+    def shares(**values):
+        studies, _, _ = plan_dataset(SynthSettings.from_mapping({"mimic_studies": 4000, **values}))
+        subjects = {s.subject_id: s.split for s in studies}
+        counts = Counter(subjects.values())
+        return {k: v / len(subjects) for k, v in counts.items()}
+
+    default = shares()
+    assert abs(default["validate"] - 0.04) < 0.015 and abs(default["test"] - 0.18) < 0.025
+    bigger = shares(validate_share=0.1, test_share=0.3)
+    assert abs(bigger["validate"] - 0.1) < 0.02 and abs(bigger["test"] - 0.3) < 0.03
+    # the defaults are the former fixed shares: the same plan, study for study
+    assert shares(validate_share=0.04, test_share=0.18) == default
+    for bad in ({"test_share": 0.0}, {"validate_share": 0.5, "test_share": 0.5}):
+        with pytest.raises(ValueError, match="test_share"):
+            SynthSettings.from_mapping(bad)

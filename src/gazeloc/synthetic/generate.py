@@ -73,6 +73,8 @@ class SynthSettings:
     image_size: int | str = 1000
     gaze_samples: bool = False
     min_severity: float = 0.0
+    validate_share: float = 0.04
+    test_share: float = 0.18
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> SynthSettings:
@@ -88,6 +90,12 @@ class SynthSettings:
             raise ValueError("phase1_images must be 0-59 and phase2_images 0-50")
         if not 0.0 <= settings.min_severity < 1.0:
             raise ValueError("synthetic.min_severity must be in [0, 1)")
+        shares = (settings.validate_share, settings.test_share)
+        if min(shares) <= 0.0 or sum(shares) >= 1.0:
+            raise ValueError(
+                "synthetic.validate_share and synthetic.test_share must be > 0 and leave a "
+                f"training share (they sum to {sum(shares):g})"
+            )
         return settings
 
 
@@ -161,7 +169,10 @@ def plan_dataset(settings: SynthSettings) -> tuple[list[StudyPlan], list[int], l
     n_studies = n_reflacx + settings.mimic_studies
     n_subjects = max(2, round(n_studies / 1.6))
     subjects = _unique_ints(rng, n_subjects, 10_000_000, 20_000_000)
-    subject_split = rng.choice(["train", "validate", "test"], size=n_subjects, p=[0.78, 0.04, 0.18])
+    shares = [settings.validate_share, settings.test_share]
+    subject_split = rng.choice(
+        ["train", "validate", "test"], size=n_subjects, p=[1.0 - sum(shares), *shares]
+    )
     study_ids = _unique_ints(rng, n_studies, 50_000_000, 60_000_000)
     study_subject = rng.integers(0, n_subjects, size=n_studies)
 
