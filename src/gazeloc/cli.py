@@ -28,7 +28,7 @@ GPU_COMMANDS = ("train", "evaluate")
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gazeloc.io.check import check_datasets
+    from gazeloc.datacheck import check_datasets
 
     summary = check_datasets(
         args.reflacx,
@@ -125,8 +125,8 @@ def _shard_merge(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
+    from gazeloc.experiments import parse_runtime_options
     from gazeloc.train.loop import train
-    from gazeloc.train.settings import parse_runtime_options
 
     settings = json.loads(args.settings)
     training = settings.setdefault("training", {})

@@ -14,7 +14,7 @@ augmentation parameters (``seed, epoch, step``) — and nothing else draws rando
 run that resumes from a checkpoint takes exactly the steps the uninterrupted run takes. On the
 CPU the final weights are identical (tested); on a GPU, cuDNN and bf16 make them close only.
 
-Precision (:mod:`gazeloc.train.device`): ``training.precision`` resolves to the effective
+Precision (:mod:`gazeloc.devices`): ``training.precision`` resolves to the effective
 precision on the job's device (bf16 autocast only on a CUDA GPU of compute capability >= 8.0);
 validation that picks the best epoch always runs in float32, as ``gazeloc evaluate`` does, so
 ``val_auc`` in ``model.pt`` is the metrics' value for that epoch. A checkpoint made at another
@@ -75,23 +75,20 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from gazeloc import weights as pretrained_weights
+from gazeloc.datasets.sets import ImageLabelSet, collate
+from gazeloc.datasets.shards import manifest_image_settings
+from gazeloc.devices import autocast, configure_backends, pick_device, resolve_precision
 from gazeloc.errors import NonFiniteLossError
+from gazeloc.experiments import TrainingOptions, ablation_flags, method_settings, settings_json
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, image_probabilities
-from gazeloc.model.card import (
-    card_facts,
-    initialisation_facts,
-    manifest_image_settings,
-    render_card,
-)
+from gazeloc.model.card import card_facts, initialisation_facts, render_card
 from gazeloc.model.losses import decoder_loss, mil_loss, total_loss
 from gazeloc.numerics import numeric_facts
 from gazeloc.provenance import provenance
 from gazeloc.train.augment import augment_batch, sample_params
-from gazeloc.train.data import ImageLabelSet, TrainingData, build_data, collate
-from gazeloc.train.device import autocast, configure_backends, pick_device, resolve_precision
-from gazeloc.train.settings import TrainingOptions, ablation_flags, method_settings, settings_json
+from gazeloc.train.data import TrainingData, build_data
 from gazeloc.train.syncs import host_only
 
 log = logging.getLogger(__name__)
@@ -218,7 +215,7 @@ def uses_channels_last(options: TrainingOptions, device: torch.device) -> bool:
 class Step:
     """One optimisation step's loss computation (shared by training and benchmarks).
 
-    ``precision`` is the effective one (:func:`gazeloc.train.device.resolve_precision`)."""
+    ``precision`` is the effective one (:func:`gazeloc.devices.resolve_precision`)."""
 
     def __init__(
         self,
