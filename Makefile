@@ -1,4 +1,5 @@
-# Two commands: `make demo` (the synthetic study) and `make test` (linters + tests).
+# Two commands: `make demo` (the synthetic study) and `make test` (linters, import contracts,
+# tests).
 # Both create .venv if it is missing and (re)install the package when pyproject.toml or
 # constraints.txt changes, with the exact versions of constraints.txt (Linux x86-64, Python 3.11;
 # elsewhere, or for another CUDA build of torch: CONSTRAINTS= make demo).
@@ -43,6 +44,7 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --cores 1
+	$(BIN)/lint-imports --no-cache
 
 pytest: install-dev
 	$(BIN)/python -m pytest -q --durations=15

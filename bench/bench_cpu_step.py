@@ -31,11 +31,11 @@ from typing import Any
 
 import torch
 
+from gazeloc.experiments import TrainingOptions
 from gazeloc.model import ModelSettings, build_model
 from gazeloc.train import loop
 from gazeloc.train.augment import sample_params
 from gazeloc.train.loop import Step, make_optimizer, train_step
-from gazeloc.train.settings import TrainingOptions
 
 VARIANTS = ("eager", "channels_last", "compile", "compile_channels_last", "threads2")
 

@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from gazeloc.images.dataset import ShardDataset
+from gazeloc.datasets.shards import ShardDataset
 from gazeloc.images.frame import frame_geometry, load_frame, load_frame_plain, psnr
 from gazeloc.images.shards import (
     COMPRESSIONS,

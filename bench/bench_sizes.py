@@ -102,9 +102,9 @@ def model_files(folder: Path) -> dict[str, int]:
     """Bytes of model.pt, resume/last.pt and resume/best.pt for ResNet-50 at 512 px."""
     import torch
 
+    from gazeloc.experiments import TrainingOptions
     from gazeloc.model.network import ModelSettings, build_model
     from gazeloc.train.loop import make_optimizer
-    from gazeloc.train.settings import TrainingOptions
 
     model = build_model(ModelSettings(backbone="resnet50", pretrained="none", input_size=512))
     optimizer = make_optimizer(model, TrainingOptions())

@@ -39,12 +39,14 @@ import numpy as np
 import polars as pl
 import torch
 
+from gazeloc.datasets.annotations import AnnotationStore
+from gazeloc.datasets.sets import ImageLabelSet
+from gazeloc.devices import configure_backends, resolve_precision
+from gazeloc.experiments import TrainingOptions
 from gazeloc.images.shards import create_images_dataset
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import ModelSettings, build_model
 from gazeloc.train.augment import augment_batch, sample_params
-from gazeloc.train.data import AnnotationStore, ImageLabelSet
-from gazeloc.train.device import configure_backends, resolve_precision
 from gazeloc.train.loop import (
     Step,
     _loader,
@@ -53,7 +55,6 @@ from gazeloc.train.loop import (
     train_step,
     uses_channels_last,
 )
-from gazeloc.train.settings import TrainingOptions
 
 UNMEASURED = "unmeasured (no GPU lent)"
 

@@ -21,7 +21,7 @@ ellipses), no workflow run. On a CUDA GPU (at most about 5 minutes):
 
 The steps are the training loop's own (:class:`gazeloc.train.loop.Step`,
 :func:`gazeloc.train.loop.train_step`) with its device settings
-(:func:`gazeloc.train.device.configure_backends`: cuDNN autotuning, TF32), fed from pinned
+(:func:`gazeloc.devices.configure_backends`: cuDNN autotuning, TF32), fed from pinned
 host memory as the loader feeds them, and timed without a synchronisation per step (one at the
 end of each timed block), as training runs. When the time limit nears, the remaining checks are
 skipped with a message and the table is printed.
@@ -50,13 +50,13 @@ import numpy as np
 import polars as pl
 import torch
 
+from gazeloc.devices import compute_capability, configure_backends, resolve_precision
+from gazeloc.experiments import TrainingOptions
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import ModelSettings, build_model
 from gazeloc.train import loop
 from gazeloc.train.augment import sample_params
-from gazeloc.train.device import compute_capability, configure_backends, resolve_precision
 from gazeloc.train.loop import Step, make_optimizer, train, train_step
-from gazeloc.train.settings import TrainingOptions
 from gazeloc.train.syncs import SyncCounter, optimizer_step_counters
 
 LOSS_BATCHES = 5

@@ -18,9 +18,9 @@ import pytest
 import section_d as d
 
 from gazeloc.cli import main
+from gazeloc.datacheck import check_datasets
 from gazeloc.errors import DataFormatError
 from gazeloc.io import mimic, reflacx
-from gazeloc.io.check import check_datasets
 from gazeloc.splits import check_reflacx_split
 
 Tree = dict[str, Path]
@@ -1117,7 +1117,7 @@ def _break_three(tree: Tree) -> None:
 
 
 def test_every_problem_in_one_run(tree: Tree) -> None:
-    from gazeloc.io.check import DataCheckError
+    from gazeloc.datacheck import DataCheckError
 
     _break_three(tree)
     with pytest.raises(DataCheckError) as info:
@@ -1130,7 +1130,7 @@ def test_every_problem_in_one_run(tree: Tree) -> None:
 
 
 def test_max_errors_caps_the_list(tree: Tree) -> None:
-    from gazeloc.io.check import DataCheckError
+    from gazeloc.datacheck import DataCheckError
 
     _break_three(tree)
     with pytest.raises(DataCheckError) as info:

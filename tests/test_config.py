@@ -43,7 +43,7 @@ def test_presets_are_valid(preset, tmp_path):
 
 
 def test_paper_preset_is_the_paper_study():
-    from gazeloc.train.settings import EXPERIMENTS, ablation_flags, resolve_experiment
+    from gazeloc.experiments import EXPERIMENTS, ablation_flags, resolve_experiment
 
     config = _merge(_config(), yaml.safe_load((ROOT / "workflow/presets/paper.yaml").read_text()))
     assert config["images"]["size"] == 512 and len(config["seeds"]) == 5

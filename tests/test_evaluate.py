@@ -175,7 +175,7 @@ def test_evaluate_tiny_model_against_an_independent_computation(inputs, model_fi
     assert frame.height == 10 + 3 * 10 * len(REFERENCE_THRESHOLDS) + 3 * 10  # + hit rates
     index = pl.read_parquet(inputs.index)
     # AUC: MIMIC val images, null labels left out
-    from gazeloc.images import ShardDataset
+    from gazeloc.datasets.shards import ShardDataset
 
     mimic = index.filter(pl.col("in_mimic") & (pl.col("split") == "val"))
     ids = mimic["dicom_id"].to_list()

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from gazeloc.cli import main
+from gazeloc.datasets.shards import ShardDataset
 from gazeloc.errors import DataFormatError
-from gazeloc.images import ShardDataset
 from gazeloc.images.frame import load_frame
 from gazeloc.images.index import build_image_list, write_image_list, write_index
 from gazeloc.images.shards import (

@@ -214,8 +214,8 @@ def _tiny_model_file(path, images=None, decoder=True):
 def study(tmp_path_factory):
     """JPEGs of several shapes (two at least twice the frame: the DCT-scaled path), the
     image stage's shards of them, an index, and a tiny model that records the frame."""
+    from gazeloc.datasets.shards import manifest_image_settings
     from gazeloc.images.shards import merge_shards, write_shard
-    from gazeloc.model.card import manifest_image_settings
 
     root = tmp_path_factory.mktemp("predict")
     rng = np.random.default_rng(1)

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from PIL import Image
 
+from gazeloc.datacheck import check_datasets
 from gazeloc.io import mimic, reflacx
-from gazeloc.io.check import check_datasets
 from gazeloc.labels import CHEXPERT_COLUMNS, reflacx_labels
 from gazeloc.splits import read_id_list, read_val_subjects
 from gazeloc.synthetic.generate import SynthSettings, generate

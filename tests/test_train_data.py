@@ -9,8 +9,10 @@ import pytest
 import torch
 from test_train_inputs import make_inputs, resolved
 
+from gazeloc.datasets.annotations import AnnotationStore
+from gazeloc.datasets.sets import collate
 from gazeloc.errors import DataFormatError
-from gazeloc.train.data import AnnotationStore, annotated_subset, build_data, collate
+from gazeloc.train.data import annotated_subset, build_data
 from gazeloc.train.loop import annotation_targets
 
 

@@ -16,13 +16,13 @@ import torch
 from test_train_inputs import make_inputs
 from test_train_inputs import resolved as _resolved
 
+from gazeloc import devices as device_mod
+from gazeloc.devices import autocast, resolve_precision
+from gazeloc.experiments import TrainingOptions
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, load_model
-from gazeloc.train import device as device_mod
 from gazeloc.train import loop
 from gazeloc.train.augment import sample_params
-from gazeloc.train.device import autocast, resolve_precision
 from gazeloc.train.loop import Step, make_optimizer, match_optimizer_layout, train, train_step
-from gazeloc.train.settings import TrainingOptions
 from gazeloc.train.syncs import SyncCounter, optimizer_step_counters
 
 _ITEM = torch.Tensor.item

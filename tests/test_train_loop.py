@@ -14,11 +14,12 @@ from test_train_inputs import make_inputs, resolved
 
 import gazeloc
 from gazeloc.cli import main as cli_main
+from gazeloc.datasets.sets import collate
+from gazeloc.experiments import TrainingOptions
 from gazeloc.model import load_model
 from gazeloc.train import loop
-from gazeloc.train.data import build_data, collate
+from gazeloc.train.data import build_data
 from gazeloc.train.loop import Step, epoch_batches, label_aucs, make_optimizer, predict, train
-from gazeloc.train.settings import TrainingOptions
 
 
 class Killed(Exception):

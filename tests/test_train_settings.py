@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gazeloc.config import ConfigError, check_config, load_schema
-from gazeloc.train.settings import (
+from gazeloc.experiments import (
     EXPERIMENTS,
     TrainingOptions,
     ablation_flags,

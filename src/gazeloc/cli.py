@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -28,7 +29,7 @@ GPU_COMMANDS = ("train", "evaluate")
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gazeloc.io.check import check_datasets
+    from gazeloc.datacheck import check_datasets
 
     summary = check_datasets(
         args.reflacx,
@@ -125,8 +126,8 @@ def _shard_merge(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
+    from gazeloc.experiments import parse_runtime_options
     from gazeloc.train.loop import train
-    from gazeloc.train.settings import parse_runtime_options
 
     settings = json.loads(args.settings)
     training = settings.setdefault("training", {})
@@ -544,9 +545,15 @@ def _predict(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gazeloc",
-        description="Eye-tracking localization supervision for chest x-ray classifiers.",
+        description="Eye-tracking localization supervision for chest x-ray classifiers. "
+        "The subcommands are listed in pipeline order.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging, and the traceback of an unexpected error on a terminal too",
+    )
     parser.add_argument(
         "--version", action=_Version, nargs=0, help="print the version and git commit and exit"
     )
@@ -699,86 +706,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, required=True, help="manifest (parquet)")
     p.add_argument("--skipped-out", type=Path, required=True, help="merged skipped.csv")
     p.set_defaults(func=_shard_merge)
-    p = sub.add_parser(
-        "train",
-        help="train one experiment and seed (resumable); write model.pt and train_log.csv",
-        description="Train the MIL classifier of one experiment with one seed: MIMIC train "
-        "(+ annotated REFLACX train readings), per-epoch validation AUC on MIMIC val, the best "
-        "epoch as OUT_DIR/model.pt, OUT_DIR/train_log.csv. A checkpoint under OUT_DIR/resume/ "
-        "lets the same command continue after a kill.",
-    )
-    p.add_argument(
-        "--settings",
-        required=True,
-        help="JSON of the resolved experiment (experiment, annotations, "
-        "label_specific_heatmaps, input_size, model, training)",
-    )
-    p.add_argument(
-        "--runtime",
-        default="",
-        help="runtime-only training keys as KEY=VALUE,... (device, compile, checkpoint_minutes, "
-        "keep_checkpoints)",
-    )
-    p.add_argument("--weights", type=Path, default=None, help="pretrained encoder weights file")
-    p.add_argument(
-        "--weights-check", type=Path, default=None, help="the weights rule's record (JSON)"
-    )
-    p.add_argument("--seed", type=int, required=True, help="seed of the run")
-    p.add_argument("--index", type=Path, required=True, help="images/index.parquet")
-    p.add_argument("--manifest", type=Path, required=True, help="images/shards.parquet")
-    p.add_argument("--heatmaps", type=Path, default=None, help="heatmaps/phase3.h5 (et)")
-    p.add_argument("--ellipses", type=Path, default=None, help="ellipses/phase3.h5 (ellipse)")
-    p.add_argument("--out-dir", type=Path, required=True, help="run folder")
-    p.add_argument(
-        "--data-roots",
-        nargs="*",
-        default=[],
-        metavar="NAME=FOLDER",
-        help="dataset roots recorded in the model card (e.g. mimic=/data/mimic-cxr-jpg)",
-    )
-    p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
-    p.add_argument(
-        "--workers", type=int, default=None, help="data-loading processes (overrides --runtime)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--stop-after-steps",
-        type=int,
-        default=None,
-        help="save a checkpoint and stop after N steps (for testing resume)",
-    )
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser(
-        "check-weights",
-        help="check a pretrained weights file's sha256 and record it (the weights rule)",
-        description="Hash FILE (sha256), refuse it unless the hash starts with EXPECT (the "
-        "prefix in a torchvision file name, or a full configured hash), write the record.",
-    )
-    p.add_argument("--file", type=Path, required=True, help="weights file")
-    p.add_argument("--expect", default="", help="expected sha256 or its prefix (empty: any)")
-    p.add_argument("--source", default="", help="the configured model.pretrained")
-    p.add_argument("--out", type=Path, required=True, help="record (JSON)")
-    p.set_defaults(func=_check_weights)
-
-    p = sub.add_parser(
-        "fetch-weights",
-        help="download torchvision's ImageNet ResNet weights into the torch cache (needs network)",
-        description="Run once on a machine with network (e.g. a cluster login node, with the "
-        "same TORCH_HOME as the jobs): downloads the IMAGENET1K_V1 file of each backbone into "
-        "$TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints) with torchvision's "
-        "hash check. Workflow runs never download.",
-    )
-    p.add_argument(
-        "--backbone",
-        nargs="+",
-        choices=("resnet18", "resnet34", "resnet50"),
-        default=["resnet50"],
-        help="backbone(s) (default resnet50, the paper's)",
-    )
-    p.add_argument("--all", action="store_true", help="every backbone")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_fetch_weights)
 
     p = sub.add_parser(
         "label",
@@ -929,6 +856,87 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="frame side S in pixels")
     p.add_argument("--out", type=Path, required=True, help="PNG")
     p.set_defaults(func=_figure1)
+
+    p = sub.add_parser(
+        "fetch-weights",
+        help="download torchvision's ImageNet ResNet weights into the torch cache (needs network)",
+        description="Run once on a machine with network (e.g. a cluster login node, with the "
+        "same TORCH_HOME as the jobs): downloads the IMAGENET1K_V1 file of each backbone into "
+        "$TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints) with torchvision's "
+        "hash check. Workflow runs never download.",
+    )
+    p.add_argument(
+        "--backbone",
+        nargs="+",
+        choices=("resnet18", "resnet34", "resnet50"),
+        default=["resnet50"],
+        help="backbone(s) (default resnet50, the paper's)",
+    )
+    p.add_argument("--all", action="store_true", help="every backbone")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_fetch_weights)
+
+    p = sub.add_parser(
+        "check-weights",
+        help="check a pretrained weights file's sha256 and record it (the weights rule)",
+        description="Hash FILE (sha256), refuse it unless the hash starts with EXPECT (the "
+        "prefix in a torchvision file name, or a full configured hash), write the record.",
+    )
+    p.add_argument("--file", type=Path, required=True, help="weights file")
+    p.add_argument("--expect", default="", help="expected sha256 or its prefix (empty: any)")
+    p.add_argument("--source", default="", help="the configured model.pretrained")
+    p.add_argument("--out", type=Path, required=True, help="record (JSON)")
+    p.set_defaults(func=_check_weights)
+
+    p = sub.add_parser(
+        "train",
+        help="train one experiment and seed (resumable); write model.pt and train_log.csv",
+        description="Train the MIL classifier of one experiment with one seed: MIMIC train "
+        "(+ annotated REFLACX train readings), per-epoch validation AUC on MIMIC val, the best "
+        "epoch as OUT_DIR/model.pt, OUT_DIR/train_log.csv. A checkpoint under OUT_DIR/resume/ "
+        "lets the same command continue after a kill.",
+    )
+    p.add_argument(
+        "--settings",
+        required=True,
+        help="JSON of the resolved experiment (experiment, annotations, "
+        "label_specific_heatmaps, input_size, model, training)",
+    )
+    p.add_argument(
+        "--runtime",
+        default="",
+        help="runtime-only training keys as KEY=VALUE,... (device, compile, checkpoint_minutes, "
+        "keep_checkpoints)",
+    )
+    p.add_argument("--weights", type=Path, default=None, help="pretrained encoder weights file")
+    p.add_argument(
+        "--weights-check", type=Path, default=None, help="the weights rule's record (JSON)"
+    )
+    p.add_argument("--seed", type=int, required=True, help="seed of the run")
+    p.add_argument("--index", type=Path, required=True, help="images/index.parquet")
+    p.add_argument("--manifest", type=Path, required=True, help="images/shards.parquet")
+    p.add_argument("--heatmaps", type=Path, default=None, help="heatmaps/phase3.h5 (et)")
+    p.add_argument("--ellipses", type=Path, default=None, help="ellipses/phase3.h5 (ellipse)")
+    p.add_argument("--out-dir", type=Path, required=True, help="run folder")
+    p.add_argument(
+        "--data-roots",
+        nargs="*",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="dataset roots recorded in the model card (e.g. mimic=/data/mimic-cxr-jpg)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="data-loading processes (overrides --runtime)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        help="save a checkpoint and stop after N steps (for testing resume)",
+    )
+    p.set_defaults(func=_train)
 
     p = sub.add_parser(
         "evaluate",
@@ -1138,6 +1146,55 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def _involved(exc: BaseException) -> str:
+    """What an exception names: the file of an OS error, the key of a KeyError, and where it
+    was raised (``path:line`` of the innermost frame, relative to the package)."""
+    parts = []
+    if isinstance(exc, OSError) and exc.filename is not None:
+        parts.append(f"file {exc.filename}")
+    elif isinstance(exc, KeyError) and exc.args:
+        parts.append(f"key {exc.args[0]!r}")
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        path = Path(frames[-1].filename)
+        package = Path(__file__).resolve().parent
+        try:
+            shown = f"gazeloc/{path.resolve().relative_to(package).as_posix()}"
+        except ValueError:
+            shown = path.name
+        parts.append(f"raised at {shown}:{frames[-1].lineno}")
+    return "; ".join(parts)
+
+
+def unexpected_error(command: str, exc: Exception, *, verbose: bool) -> int:
+    """Report an exception no handler expected (exit status 1): its full traceback on stderr,
+    unless stderr is a terminal and ``verbose`` is off, then one line that names the
+    command, the exception and the file or key involved, always last. The workflow's jobs
+    send stderr to their log file (``2>&1``), so the log keeps the traceback
+    (docs/outputs.md#logs-and-benchmarks)."""
+    message = " ".join(str(exc).split()) or "(no message)"
+    line = f"gazeloc {command}: error: {type(exc).__name__}: {message}"
+    involved = _involved(exc)
+    show_traceback = verbose or not _stderr_is_terminal()
+    if not show_traceback:
+        involved = f"{involved}; -v for the traceback" if involved else "-v for the traceback"
+    if involved:
+        line += f" ({involved})"
+    if show_traceback:
+        text = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        sys.stderr.write("".join(text))
+    print(line, file=sys.stderr)
+    sys.stderr.flush()
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -1175,6 +1232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"gazeloc {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # anything else: one line, the traceback in the job's log
+        return unexpected_error(args.command, exc, verbose=args.verbose)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 STAGE_VERSIONS: dict[str, int] = {
     "synthetic": 1,  # gazeloc.synthetic: generated REFLACX / MIMIC-CXR-JPG trees
-    "check": 2,  # gazeloc.io, gazeloc.io.check: input validation summary (images, warnings by kind)
+    "check": 2,  # gazeloc.datacheck: input validation summary (images, warnings by kind)
     "inputs": 1,  # gazeloc.inputs: dataset fingerprints
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels

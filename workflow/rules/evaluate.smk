@@ -49,7 +49,7 @@ rule evaluate:
     benchmark:
         f"{BENCH}/evaluate/{{experiment}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        experiment="|".join(train_cfg.EXPERIMENTS),
+        experiment="|".join(exp_cfg.EXPERIMENTS),
     conda:
         "../../envs/gazeloc-cuda.yaml"
     threads: config["evaluation"]["workers"] + 1

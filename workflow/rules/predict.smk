@@ -32,7 +32,7 @@ rule predict:
     benchmark:
         f"{BENCH}/predict/{{experiment}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        experiment="|".join(train_cfg.EXPERIMENTS),
+        experiment="|".join(exp_cfg.EXPERIMENTS),
     conda:
         "../../envs/gazeloc-cuda.yaml"
     threads: config["evaluation"]["workers"] + 1

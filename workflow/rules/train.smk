@@ -9,10 +9,10 @@
 # keep_checkpoints) reach the job as a resource, which is no reason to rerun.
 # Targets are computed when the DAG is built, after every rule file is read: an experiment
 # whose heatmaps/ellipses file no rule makes yet is left out (with a message).
-from gazeloc.train import settings as train_cfg
+from gazeloc import experiments as exp_cfg
 
 TARGETS.append(
-    lambda wildcards: train_cfg.train_targets(
+    lambda wildcards: exp_cfg.train_targets(
         config,
         RESULTS,
         lambda path: Path(path).exists()
@@ -23,15 +23,15 @@ TARGETS.append(
 
 rule pretrained_weights:
     input:
-        lambda w: train_cfg.train_inputs(config, RESULTS, w.experiment)["weights"],
+        lambda w: exp_cfg.train_inputs(config, RESULTS, w.experiment)["weights"],
     output:
-        train_cfg.weights_record(RESULTS, "{experiment}"),
+        exp_cfg.weights_record(RESULTS, "{experiment}"),
     log:
         f"{LOGS}/weights/{{experiment}}.log",
     benchmark:
         f"{BENCH}/weights/{{experiment}}.tsv"
     wildcard_constraints:
-        experiment="|".join(train_cfg.EXPERIMENTS),
+        experiment="|".join(exp_cfg.EXPERIMENTS),
     localrule: True
     conda:
         ENV
@@ -41,8 +41,8 @@ rule pretrained_weights:
         runtime=10,
     params:
         version=stage_version("train"),
-        source=lambda w: train_cfg.weights_params(config, w.experiment)["source"],
-        expect=lambda w: train_cfg.weights_params(config, w.experiment)["expect"],
+        source=lambda w: exp_cfg.weights_params(config, w.experiment)["source"],
+        expect=lambda w: exp_cfg.weights_params(config, w.experiment)["expect"],
     shell:
         "python -m gazeloc check-weights --file {input:q} --expect {params.expect:q}"
         " --source {params.source:q} --out {output:q} > {log:q} 2>&1"
@@ -50,7 +50,7 @@ rule pretrained_weights:
 
 rule train:
     input:
-        unpack(lambda w: train_cfg.train_inputs(config, RESULTS, w.experiment)),
+        unpack(lambda w: exp_cfg.train_inputs(config, RESULTS, w.experiment)),
     output:
         model=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/model.pt",
         log_csv=f"{RESULTS}/models/{{experiment}}/seed{{seed}}/train_log.csv",
@@ -60,7 +60,7 @@ rule train:
     benchmark:
         f"{BENCH}/train/{{experiment}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        experiment="|".join(train_cfg.EXPERIMENTS),
+        experiment="|".join(exp_cfg.EXPERIMENTS),
     conda:
         "../../envs/gazeloc-cuda.yaml"
     threads: config["training"]["workers"] + 1
@@ -68,10 +68,10 @@ rule train:
         gpu=1,
         mem_mb=16000,
         runtime=1440,
-        run_options=lambda w: train_cfg.runtime_options(config, w.experiment),
+        run_options=lambda w: exp_cfg.runtime_options(config, w.experiment),
     params:
         version=stage_version("train"),
-        settings=lambda w: train_cfg.rule_params(config, w.experiment)["settings"],
+        settings=lambda w: exp_cfg.rule_params(config, w.experiment)["settings"],
         annotations=lambda w, input: " ".join(
             f"--{kind.replace('_', '-')} {shlex.quote(input[kind])}"
             for kind in ("heatmaps", "ellipses", "weights", "weights_check")

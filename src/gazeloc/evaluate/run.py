@@ -121,7 +121,7 @@ class EvalOptions:
 def pick_device(name: str) -> torch.device:
     """``auto``: the GPU when there is one, else the CPU (the training jobs' rule, with the
     one-line message for ``cuda`` without CUDA)."""
-    from gazeloc.train.device import pick_device as pick
+    from gazeloc.devices import pick_device as pick
 
     return pick(name, "evaluation.device")
 
@@ -130,8 +130,8 @@ class _Readings(Dataset):
     """Phase-3 readings: framed image, ellipse masks (``10 × S × S`` bool), ellipse labels."""
 
     def __init__(self, manifest: str | Path, readings: pl.DataFrame, ellipses: str | Path):
-        from gazeloc.images import ShardDataset
-        from gazeloc.train.data import AnnotationStore
+        from gazeloc.datasets.annotations import AnnotationStore
+        from gazeloc.datasets.shards import ShardDataset
 
         self.reading_ids = readings.get_column("reading_id").to_list()
         dicom_ids = readings.get_column("dicom_id").to_list()
@@ -204,19 +204,18 @@ def mimic_auc(
 ) -> MimicOutput:
     """Per-label AUC on the MIMIC images of ``split`` and the positive counts (known labels),
     with each image's probabilities."""
-    from gazeloc.model import image_probabilities
-    from gazeloc.train.data import (
-        ImageLabelSet,
-        _available,
-        _drop_unavailable,
-        collate,
+    from gazeloc.datasets.index import (
+        available_images,
+        drop_unavailable,
         index_labels,
         read_index,
     )
+    from gazeloc.datasets.sets import ImageLabelSet, collate
+    from gazeloc.model import image_probabilities
 
     frame = read_index(index)
     frame = frame.filter(pl.col("in_mimic") & (pl.col("split") == split))
-    frame = _drop_unavailable(frame, _available(manifest), f"MIMIC {split}")
+    frame = drop_unavailable(frame, available_images(manifest), f"MIMIC {split}")
     labels, known = index_labels(frame)
     dicom_ids = frame.get_column("dicom_id").to_list()
     dataset = ImageLabelSet(manifest, dicom_ids, labels, known)
@@ -265,11 +264,12 @@ def reflacx_iou(
     """Per source, the per-label IoU at every threshold ``[K, T]`` and the hit rate ``[K]``
     over the positive readings of ``split`` (NaN for a label without one), the positive counts
     ``[K]`` and the per-reading values."""
-    from gazeloc.train.data import AnnotationStore, _available, _drop_unavailable
+    from gazeloc.datasets.annotations import AnnotationStore
+    from gazeloc.datasets.index import available_images, drop_unavailable
 
     readings = AnnotationStore("ellipse", ellipses=ellipses).readings()
     readings = readings.filter(pl.col("split") == split)
-    readings = _drop_unavailable(readings, _available(manifest), f"REFLACX {split}")
+    readings = drop_unavailable(readings, available_images(manifest), f"REFLACX {split}")
     dataset = _Readings(manifest, readings, ellipses)
     loader = DataLoader(
         dataset,
@@ -332,7 +332,7 @@ def reflacx_iou(
 
 def _subjects_of(index: str | Path, dicom_ids: Sequence[str]) -> np.ndarray:
     """The subject of each image, from the index (every REFLACX image is in it)."""
-    from gazeloc.train.data import read_index
+    from gazeloc.datasets.index import read_index
 
     frame = read_index(index).select("dicom_id", pl.col("subject_id").cast(pl.Int64))
     subject = dict(zip(frame["dicom_id"].to_list(), frame["subject_id"].to_list(), strict=True))
@@ -454,7 +454,7 @@ def evaluate_splits(
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {bad[:1] or splits!r}")
-    from gazeloc.train.device import configure_backends
+    from gazeloc.devices import configure_backends
 
     device = pick_device(options.device)
     configure_backends(device)  # the training job's fp32 settings (TF32), as its validation

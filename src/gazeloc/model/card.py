@@ -56,30 +56,6 @@ def initialisation_facts(pretrained: str, backbone: str) -> dict[str, Any]:
     }
 
 
-def manifest_image_settings(manifest: str | Path) -> dict[str, Any]:
-    """The frame settings the shards of a manifest were made with (their attributes):
-    ``size``, ``dct_scaling``, ``resample``; what ``gazeloc predict`` must repeat. Shards
-    without those attributes (written by other tools) give the image side and
-    ``dct_scaling`` None (not recorded)."""
-    import polars as pl
-
-    from gazeloc.h5 import open_h5
-
-    manifest = Path(manifest)
-    files = pl.read_parquet(manifest, columns=["file"]).get_column("file").unique().sort()
-    if files.is_empty():
-        raise ValueError(f"{manifest}: no shard files listed")
-    with open_h5(manifest.parent / files[0], "r") as f:
-        attrs = dict(f.attrs)
-        side = int(f["images"].shape[-1])
-    dct = attrs.get("dct_scaling")
-    return {
-        "size": int(attrs.get("size", side)),
-        "dct_scaling": None if dct is None else bool(dct),
-        "resample": str(attrs.get("resample", "")),
-    }
-
-
 def image_settings(meta: dict[str, Any]) -> dict[str, Any]:
     """The frame settings of a model's metadata, with ``recorded`` false when the
     ``model.pt`` lacks them (written by an older gazeloc: the input size and the default DCT

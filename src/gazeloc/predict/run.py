@@ -269,7 +269,7 @@ def overlay_png(
 
 
 def _pick_device(name: str) -> torch.device:
-    from gazeloc.train.device import pick_device
+    from gazeloc.devices import pick_device
 
     return pick_device(name, "--device")
 

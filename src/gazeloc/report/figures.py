@@ -251,16 +251,17 @@ def figure4(
     ``model.pt`` (one seed)."""
     import torch
 
+    from gazeloc.datasets.annotations import AnnotationStore
+    from gazeloc.datasets.index import available_images
+    from gazeloc.datasets.shards import ShardDataset
     from gazeloc.evaluate.maps import iou_thresholds, source_maps, upscale_nearest
     from gazeloc.evaluate.run import pick_device
-    from gazeloc.images import ShardDataset
     from gazeloc.model import load_model
-    from gazeloc.train.data import AnnotationStore, _available
 
     plt = _pyplot()
     store = AnnotationStore("ellipse", ellipses=ellipses)
     readings = store.readings().filter(pl.col("split") == "test")
-    readings = readings.filter(pl.col("dicom_id").is_in(list(_available(manifest))))
+    readings = readings.filter(pl.col("dicom_id").is_in(list(available_images(manifest))))
     masks, labels = {}, {}
     for rid in readings["reading_id"].to_list():
         masks[rid], labels[rid], _ = store.read(rid)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gazeloc.train.settings import ablation_flags, resolve_experiment
+from gazeloc.experiments import ablation_flags, resolve_experiment
 
 ABLATION_ROWS = tuple(f"ablation_row{i}" for i in range(1, 6))
 """Table 7's rows besides the full model (``et``)."""
@@ -97,10 +97,10 @@ def tables_options(info: dict[str, Any], experiments: Sequence[str]) -> dict[str
 
 def trained_models(config: dict[str, Any], results: str, rules: Iterable[Any]) -> list[str]:
     """The training targets (``model.pt``, ``train_log.csv``) that some rule of ``rules`` (the
-    workflow's) can make or that exist: :func:`gazeloc.train.settings.train_targets`."""
+    workflow's) can make or that exist: :func:`gazeloc.experiments.train_targets`."""
     from pathlib import Path
 
-    from gazeloc.train.settings import train_targets
+    from gazeloc.experiments import train_targets
 
     rules = list(rules)
     return train_targets(

@@ -14,7 +14,7 @@ augmentation parameters (``seed, epoch, step``) — and nothing else draws rando
 run that resumes from a checkpoint takes exactly the steps the uninterrupted run takes. On the
 CPU the final weights are identical (tested); on a GPU, cuDNN and bf16 make them close only.
 
-Precision (:mod:`gazeloc.train.device`): ``training.precision`` resolves to the effective
+Precision (:mod:`gazeloc.devices`): ``training.precision`` resolves to the effective
 precision on the job's device (bf16 autocast only on a CUDA GPU of compute capability >= 8.0);
 validation that picks the best epoch always runs in float32, as ``gazeloc evaluate`` does, so
 ``val_auc`` in ``model.pt`` is the metrics' value for that epoch. A checkpoint made at another
@@ -65,7 +65,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,23 +75,20 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from gazeloc import weights as pretrained_weights
+from gazeloc.datasets.sets import ImageLabelSet, collate
+from gazeloc.datasets.shards import manifest_image_settings
+from gazeloc.devices import autocast, configure_backends, pick_device, resolve_precision
 from gazeloc.errors import NonFiniteLossError
+from gazeloc.experiments import TrainingOptions, ablation_flags, method_settings, settings_json
 from gazeloc.ioutil import atomic_path, atomic_write_text
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.model import GazeLocNet, ModelSettings, build_model, image_probabilities
-from gazeloc.model.card import (
-    card_facts,
-    initialisation_facts,
-    manifest_image_settings,
-    render_card,
-)
+from gazeloc.model.card import card_facts, initialisation_facts, render_card
 from gazeloc.model.losses import decoder_loss, mil_loss, total_loss
 from gazeloc.numerics import numeric_facts
 from gazeloc.provenance import provenance
 from gazeloc.train.augment import augment_batch, sample_params
-from gazeloc.train.data import ImageLabelSet, TrainingData, build_data, collate
-from gazeloc.train.device import autocast, configure_backends, pick_device, resolve_precision
-from gazeloc.train.settings import TrainingOptions, ablation_flags, method_settings, settings_json
+from gazeloc.train.data import TrainingData, build_data
 from gazeloc.train.syncs import host_only
 
 log = logging.getLogger(__name__)
@@ -218,7 +215,7 @@ def uses_channels_last(options: TrainingOptions, device: torch.device) -> bool:
 class Step:
     """One optimisation step's loss computation (shared by training and benchmarks).
 
-    ``precision`` is the effective one (:func:`gazeloc.train.device.resolve_precision`)."""
+    ``precision`` is the effective one (:func:`gazeloc.devices.resolve_precision`)."""
 
     def __init__(
         self,
@@ -601,6 +598,93 @@ def _better(auc: float, best: float | None) -> bool:
     return best is None or value >= best
 
 
+@dataclass
+class _Run:
+    """What the steps of one training job share: the set-up (settings, data, model, optimizer),
+    the position and log (``state``, saved in checkpoints), the epoch's running totals and
+    their device accumulator, and the job's own counters."""
+
+    resolved: dict[str, Any]
+    options: TrainingOptions
+    msettings: ModelSettings
+    device: torch.device
+    precision: str
+    seed: int
+    name: str
+    fingerprint: str
+    weights_sha: str
+    data: TrainingData
+    n_batches: int
+    model: GazeLocNet
+    optimizer: torch.optim.Optimizer
+    out_dir: Path
+    index: str | Path
+    manifest: str | Path
+    data_roots: dict[str, str] | None
+    progress: bool
+    stop_after_steps: int | None
+    on_step: Callable[[int], None] | None
+    state: dict[str, Any] = field(
+        default_factory=lambda: {
+            "epoch": 0,
+            "step": 0,
+            "best_auc": None,
+            "best_epoch": None,
+            "log": [],
+        }
+    )
+    running: dict[str, Any] = field(default_factory=new_running)
+    step_fn: Step | None = None
+    loader: RunLoader | None = None
+    acc: torch.Tensor | None = None
+    job_steps: int = 0  # steps run by this process (the first WARMUP_STEPS are not timed)
+    global_step: int = 0
+    last_save: float = 0.0
+
+    @property
+    def resume_dir(self) -> Path:
+        return self.out_dir / "resume"
+
+    @property
+    def last(self) -> Path:
+        return self.resume_dir / "last.pt"
+
+    @property
+    def stop_reached(self) -> bool:
+        return self.stop_after_steps is not None and self.global_step >= self.stop_after_steps
+
+    def new_accumulator(self) -> torch.Tensor:
+        """Loss sums of the epoch on the device (float64: exact across a resume); read back
+        only for the progress bar, checkpoints and the log, so steps do not wait for it."""
+        values = [self.running["loss"], self.running["mil"], self.running["decoder"]]
+        return torch.tensor(values, dtype=torch.float64, device=self.device)
+
+    def sync_running(self) -> None:
+        assert self.acc is not None
+        self.running["loss"], self.running["mil"], self.running["decoder"] = self.acc.tolist()
+        check_finite_sums(
+            self.running, f"{self.name} seed {self.seed}: by step {self.state['step']}"
+        )
+
+    def checkpoint_now(self) -> None:
+        self.sync_running()
+        _save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "fingerprint": self.fingerprint,
+                "precision": self.precision,
+                "device_type": self.device.type,
+                "model": _cpu_state(self.model),
+                "optimizer": self.optimizer.state_dict(),
+                "state": self.state,
+                "running": self.running,
+                "threads": torch.get_num_threads(),
+                "device": self.device.type,
+            },
+            self.last,
+        )
+
+
 def train(
     resolved: dict[str, Any],
     *,
@@ -627,9 +711,60 @@ def train(
     ``stop_after_steps`` saves a resume checkpoint after that many steps of the whole run and
     returns early (what a kill right after a checkpoint leaves behind); ``on_step(global_step)``
     is called after every step (tests raise from it to simulate a kill). Returns a summary.
+
+    The steps: :func:`_set_up` (settings, seeds, data, model, optimizer), :func:`_resume`
+    (from ``resume/last.pt`` when it belongs to this run), :func:`_start` (the step function
+    and the loader), then per epoch :func:`_train_epoch` and :func:`_end_epoch` (validation,
+    the best epoch, the checkpoint), and :func:`_write_outputs`.
     """
-    out_dir = Path(out_dir)
-    resume_dir = out_dir / "resume"
+    run = _set_up(
+        resolved,
+        index=index,
+        manifest=manifest,
+        out_dir=Path(out_dir),
+        seed=seed,
+        heatmaps=heatmaps,
+        ellipses=ellipses,
+        data=data,
+        weights=weights,
+        weights_check=weights_check,
+        data_roots=data_roots,
+        progress=progress,
+        stop_after_steps=stop_after_steps,
+        on_step=on_step,
+    )
+    _resume(run)
+    _start(run)
+    while run.state["epoch"] < run.options.epochs:
+        epoch = run.state["epoch"]
+        if _train_epoch(run, epoch):
+            log.info("stopping after %d steps (checkpoint saved)", run.global_step)
+            return {"stopped": True, "global_step": run.global_step}
+        stop_at_epoch_end = run.stop_reached
+        _end_epoch(run, epoch)
+        if stop_at_epoch_end and run.state["epoch"] < run.options.epochs:
+            log.info("stopping after %d steps (checkpoint saved)", run.global_step)
+            return {"stopped": True, "global_step": run.global_step}
+    return _write_outputs(run)
+
+
+def _set_up(
+    resolved: dict[str, Any],
+    *,
+    index: str | Path,
+    manifest: str | Path,
+    out_dir: Path,
+    seed: int,
+    heatmaps: str | Path | None,
+    ellipses: str | Path | None,
+    data: TrainingData | None,
+    weights: str | Path | None,
+    weights_check: str | Path | None,
+    **job: Any,
+) -> _Run:
+    """Settings, device and precision, the resume fingerprint, the seeds, the data, the model
+    and its optimizer, in that order. ``job``: the remaining :class:`_Run` fields
+    (``data_roots``, ``progress``, ``stop_after_steps``, ``on_step``)."""
     options = TrainingOptions.from_dict(resolved.get("training", {}))
     msettings = model_settings(resolved)
     device = pick_device(options.device)
@@ -646,6 +781,43 @@ def train(
     torch.manual_seed(seed)
     configure_backends(device)
 
+    data, n_batches = _training_data(
+        resolved, options, data, index, manifest, heatmaps, ellipses, seed
+    )
+    model = _initial_model(msettings, options, device, seed, weights, weights_sha)
+    return _Run(
+        resolved=resolved,
+        options=options,
+        msettings=msettings,
+        device=device,
+        precision=precision,
+        seed=seed,
+        name=resolved.get("experiment", "train"),
+        fingerprint=fp,
+        weights_sha=weights_sha,
+        data=data,
+        n_batches=n_batches,
+        model=model,
+        optimizer=make_optimizer(model, options),
+        out_dir=out_dir,
+        index=index,
+        manifest=manifest,
+        **job,
+    )
+
+
+def _training_data(
+    resolved: dict[str, Any],
+    options: TrainingOptions,
+    data: TrainingData | None,
+    index: str | Path,
+    manifest: str | Path,
+    heatmaps: str | Path | None,
+    ellipses: str | Path | None,
+    seed: int,
+) -> tuple[TrainingData, int]:
+    """The run's data (``data`` when given) and its number of full batches per epoch (a
+    config message when there is none)."""
     if data is None:
         data = build_data(
             resolved,
@@ -664,6 +836,19 @@ def train(
             f"{len(data.train)} training images of {resolved.get('experiment', 'this run')} "
             f"({index}): no full batch to train on; lower training.batch_size or use more data"
         )
+    return data, n_batches
+
+
+def _initial_model(
+    msettings: ModelSettings,
+    options: TrainingOptions,
+    device: torch.device,
+    seed: int,
+    weights: str | Path | None,
+    weights_sha: str,
+) -> GazeLocNet:
+    """The model initialised from ``(seed, "init")`` (and the checked pretrained weights) on
+    ``device``, channels-last where :func:`uses_channels_last` says."""
     model = build_model(
         msettings, seed=derived_seed(seed, "init"), weights_path=weights, weights_sha256=None
     ).to(device)
@@ -673,248 +858,250 @@ def train(
         )
     if uses_channels_last(options, device):
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, options)
+    return model
 
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "best_auc": None, "best_epoch": None, "log": []}
-    running = new_running()
-    last = resume_dir / "last.pt"
-    if last.is_file():
-        checkpoint = _load(last)
-        if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("fingerprint") != fp:
-            log.warning("ignoring %s: made with other settings or inputs; starting afresh", last)
-        elif checkpoint.get("precision") != precision:
-            log.warning(
-                "ignoring %s: trained in %s on %s, but this job trains in %s on %s (another "
-                "effective training.precision is another run); starting afresh",
-                last,
-                checkpoint.get("precision"),
-                checkpoint.get("device_type"),
-                precision,
-                device.type,
-            )
-        else:
-            if checkpoint.get("device_type") != device.type:
-                log.warning(
-                    "resuming on %s a run checkpointed on %s (both %s): its weights will be "
-                    "close to, not identical with, those of an uninterrupted run",
-                    device.type,
-                    checkpoint.get("device_type"),
-                    precision,
-                )
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            match_optimizer_layout(optimizer)
-            state = checkpoint["state"]
-            running = {**new_running(), **checkpoint["running"]}
-            log.info(
-                "resuming from %s at epoch %d, step %d", last, state["epoch"] + 1, state["step"]
-            )
-            if warn_thread_change(last, checkpoint, device) and options.strict_resume:
-                from gazeloc.config import ConfigError
 
-                raise ConfigError(
-                    f"{last} was written with {checkpoint.get('threads')} CPU thread(s) on "
-                    f"{checkpoint.get('device')}, this job has {torch.get_num_threads()} on "
-                    f"{device.type}, and training.strict_resume is true: run the job with its "
-                    "original threads and device, or set strict_resume: false to resume anyway"
-                )
+def _resume(run: _Run) -> None:
+    """Continue from ``resume/last.pt`` when it is this run's (same fingerprint and effective
+    precision): weights, optimizer, position, log and running totals. Another run's
+    checkpoint is ignored with a warning."""
+    last, device, precision = run.last, run.device, run.precision
+    if not last.is_file():
+        return
+    checkpoint = _load(last)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("fingerprint") != (
+        run.fingerprint
+    ):
+        log.warning("ignoring %s: made with other settings or inputs; starting afresh", last)
+        return
+    if checkpoint.get("precision") != precision:
+        log.warning(
+            "ignoring %s: trained in %s on %s, but this job trains in %s on %s (another "
+            "effective training.precision is another run); starting afresh",
+            last,
+            checkpoint.get("precision"),
+            checkpoint.get("device_type"),
+            precision,
+            device.type,
+        )
+        return
+    if checkpoint.get("device_type") != device.type:
+        log.warning(
+            "resuming on %s a run checkpointed on %s (both %s): its weights will be "
+            "close to, not identical with, those of an uninterrupted run",
+            device.type,
+            checkpoint.get("device_type"),
+            precision,
+        )
+    run.model.load_state_dict(checkpoint["model"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    match_optimizer_layout(run.optimizer)
+    run.state = checkpoint["state"]
+    run.running = {**new_running(), **checkpoint["running"]}
+    log.info(
+        "resuming from %s at epoch %d, step %d", last, run.state["epoch"] + 1, run.state["step"]
+    )
+    if warn_thread_change(last, checkpoint, device) and run.options.strict_resume:
+        from gazeloc.config import ConfigError
 
-    compiled = torch.compile(model) if options.compile else None
-    step_fn = Step(
-        model,
-        options,
-        device,
-        precision=precision,
-        binary_maps=data.binary_maps,
+        raise ConfigError(
+            f"{last} was written with {checkpoint.get('threads')} CPU thread(s) on "
+            f"{checkpoint.get('device')}, this job has {torch.get_num_threads()} on "
+            f"{device.type}, and training.strict_resume is true: run the job with its "
+            "original threads and device, or set strict_resume: false to resume anyway"
+        )
+
+
+def _start(run: _Run) -> None:
+    """The step function (compiled when ``training.compile``), the job's loader and its
+    position in the whole run."""
+    compiled = torch.compile(run.model) if run.options.compile else None
+    run.step_fn = Step(
+        run.model,
+        run.options,
+        run.device,
+        precision=run.precision,
+        binary_maps=run.data.binary_maps,
         compiled=compiled,
     )
-    batches_of = RunLoader(data.train, data.val, options.workers, device)
-    job_steps = 0  # steps run by this process (the first WARMUP_STEPS are not timed)
+    run.loader = RunLoader(run.data.train, run.data.val, run.options.workers, run.device)
+    run.global_step = run.state["epoch"] * run.n_batches + run.state["step"]
+    run.last_save = time.monotonic()
 
-    def new_accumulator() -> torch.Tensor:
-        """Loss sums of the epoch on the device (float64: exact across a resume); read back
-        only for the progress bar, checkpoints and the log, so steps do not wait for it."""
-        values = [running["loss"], running["mil"], running["decoder"]]
-        return torch.tensor(values, dtype=torch.float64, device=device)
 
-    def sync_running() -> None:
-        running["loss"], running["mil"], running["decoder"] = acc.tolist()
-        check_finite_sums(running, f"{name} seed {seed}: by step {state['step']}")
-
-    def checkpoint_now() -> None:
-        sync_running()
-        _save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "fingerprint": fp,
-                "precision": precision,
-                "device_type": device.type,
-                "model": _cpu_state(model),
-                "optimizer": optimizer.state_dict(),
-                "state": state,
-                "running": running,
-                "threads": torch.get_num_threads(),
-                "device": device.type,
-            },
-            last,
-        )
-
-    global_step = state["epoch"] * n_batches + state["step"]
-    last_save = time.monotonic()
-    interactive = sys.stderr.isatty()
+def _train_epoch(run: _Run, epoch: int) -> bool:
+    """The remaining steps of ``epoch`` (0-based), with checkpoints every
+    ``checkpoint_minutes``; True when ``stop_after_steps`` stopped it before its end (a
+    checkpoint is saved)."""
     from tqdm import tqdm
 
-    name = resolved.get("experiment", "train")
-    while state["epoch"] < options.epochs:
-        epoch = state["epoch"]
-        batches = epoch_batches(len(data.train), options.batch_size, seed, epoch)
-        model.train()
-        loader = batches_of.epoch(batches[state["step"] :])
-        bar = tqdm(
-            total=n_batches,
-            initial=state["step"],
-            desc=f"{name} seed {seed} epoch {epoch + 1}/{options.epochs}",
-            unit="step",
-            disable=not progress,
-            mininterval=0.5 if interactive else 30.0,
-            file=sys.stderr,
-        )
-        acc = new_accumulator()
-        tick = time.perf_counter()
-        for batch in loader:
-            step = state["step"]
-            params = None
-            if options.augment:
-                generator = torch.Generator().manual_seed(
-                    derived_seed(seed, "augment", epoch, step)
-                )
-                params = sample_params(len(batch["images"]), msettings.input_size, generator)
-            where = f"{name} seed {seed}: step {step} (epoch {epoch + 1})"
-            train_step(step_fn, optimizer, batch, params, acc, where=where)
-            now = time.perf_counter()
-            job_steps += 1
-            if job_steps > WARMUP_STEPS:
-                running["seconds"] += now - tick
-                running["images"] += len(batch["images"])
-            else:
-                running["warmup_seconds"] += now - tick
-            tick = now
-            state["step"] += 1
-            global_step += 1
-            bar.update(1)
-            if state["step"] % POSTFIX_EVERY == 0 or state["step"] == n_batches:
-                sync_running()
-                bar.set_postfix(
-                    loss=f"{running['loss'] / state['step']:.4g}",
-                    img_s=f"{_rate(running):.1f}",
-                )
-            if on_step is not None:
-                on_step(global_step)
-            due = time.monotonic() - last_save > 60 * options.checkpoint_minutes
-            stop = stop_after_steps is not None and global_step >= stop_after_steps
-            if (due or stop) and state["step"] < n_batches:
-                checkpoint_now()
-                last_save = time.monotonic()
-            if stop:
-                break
-        bar.close()
-        sync_running()
-        if stop_after_steps is not None and global_step >= stop_after_steps:
-            if state["step"] < n_batches:
-                log.info("stopping after %d steps (checkpoint saved)", global_step)
-                return {"stopped": True, "global_step": global_step}
-            stop_at_epoch_end = True
-        else:
-            stop_at_epoch_end = False
-
-        aucs = (
-            label_aucs(
-                predict(
-                    model,
-                    data.val,
-                    batch_size=options.batch_size,
-                    device=device,
-                    batches=batches_of.validation(options.batch_size),
-                ),
-                data.val.labels,
-                data.val.known,
+    options, state = run.options, run.state
+    assert run.loader is not None and run.step_fn is not None
+    batches = epoch_batches(len(run.data.train), options.batch_size, run.seed, epoch)
+    run.model.train()
+    loader = run.loader.epoch(batches[state["step"] :])
+    bar = tqdm(
+        total=run.n_batches,
+        initial=state["step"],
+        desc=f"{run.name} seed {run.seed} epoch {epoch + 1}/{options.epochs}",
+        unit="step",
+        disable=not run.progress,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        file=sys.stderr,
+    )
+    run.acc = run.new_accumulator()
+    tick = time.perf_counter()
+    for batch in loader:
+        step = state["step"]
+        params = None
+        if options.augment:
+            generator = torch.Generator().manual_seed(
+                derived_seed(run.seed, "augment", epoch, step)
             )
-            if len(data.val)
-            else np.full(len(MODEL_LABELS), np.nan)
-        )
-        valid = aucs[~np.isnan(aucs)]
-        mean_auc = float(valid.mean()) if valid.size else math.nan
-        steps = state["step"]
-        row = {
-            "epoch": epoch + 1,
-            "steps": steps,
-            "loss": running["loss"] / steps,
-            "loss_mil": running["mil"] / steps,
-            "loss_decoder": running["decoder"] / steps if msettings.decoder else "",
-            "val_auc": mean_auc,
-            "images_per_s": _rate(running),
-            "seconds": running["seconds"],
-            "warmup_seconds": running["warmup_seconds"],
-            **{f"val_auc_{label}": float(a) for label, a in zip(MODEL_LABELS, aucs, strict=True)},
-        }
-        is_best = _better(mean_auc, state["best_auc"])
-        row["best"] = is_best
-        log.info(
-            "epoch %d/%d: loss %.4f (MIL %.4f), val AUC %.4f, %.1f images/s%s",
-            epoch + 1,
-            options.epochs,
-            row["loss"],
-            row["loss_mil"],
-            mean_auc,
-            row["images_per_s"],
-            " (best)" if is_best else "",
-        )
-        if is_best:
-            state["best_auc"] = -math.inf if math.isnan(mean_auc) else mean_auc
-            state["best_epoch"] = epoch + 1
-            _save(
-                {"model": _cpu_state(model), "epoch": epoch + 1, "val_auc": mean_auc},
-                resume_dir / "best.pt",
-            )
-        state["log"] = [*state["log"], row]
-        state["epoch"] = epoch + 1
-        state["step"] = 0
-        running = new_running()
-        acc = new_accumulator()
-        checkpoint_now()
-        last_save = time.monotonic()
-        if stop_at_epoch_end and state["epoch"] < options.epochs:
-            log.info("stopping after %d steps (checkpoint saved)", global_step)
-            return {"stopped": True, "global_step": global_step}
+            params = sample_params(len(batch["images"]), run.msettings.input_size, generator)
+        where = f"{run.name} seed {run.seed}: step {step} (epoch {epoch + 1})"
+        train_step(run.step_fn, run.optimizer, batch, params, run.acc, where=where)
+        tick = _count_step(run, bar, len(batch["images"]), tick)
+        if run.on_step is not None:
+            run.on_step(run.global_step)
+        due = time.monotonic() - run.last_save > 60 * options.checkpoint_minutes
+        stop = run.stop_reached
+        if (due or stop) and state["step"] < run.n_batches:
+            run.checkpoint_now()
+            run.last_save = time.monotonic()
+        if stop:
+            break
+    bar.close()
+    run.sync_running()
+    return run.stop_reached and state["step"] < run.n_batches
 
-    best = _load(resume_dir / "best.pt")
+
+def _count_step(run: _Run, bar: Any, images: int, tick: float) -> float:
+    """Book a finished step of ``images`` images begun at ``tick``: timing (warm-up apart),
+    position, progress bar (the mean loss every :data:`POSTFIX_EVERY` steps). Returns the
+    next step's start."""
+    now = time.perf_counter()
+    run.job_steps += 1
+    if run.job_steps > WARMUP_STEPS:
+        run.running["seconds"] += now - tick
+        run.running["images"] += images
+    else:
+        run.running["warmup_seconds"] += now - tick
+    run.state["step"] += 1
+    run.global_step += 1
+    bar.update(1)
+    step = run.state["step"]
+    if step % POSTFIX_EVERY == 0 or step == run.n_batches:
+        run.sync_running()
+        bar.set_postfix(
+            loss=f"{run.running['loss'] / step:.4g}",
+            img_s=f"{_rate(run.running):.1f}",
+        )
+    return now
+
+
+def _validate(run: _Run) -> tuple[np.ndarray, float]:
+    """Per-label validation AUCs on MIMIC val (float32, through the job's loader) and their
+    mean over the labels that have one (NaN without any)."""
+    data, options = run.data, run.options
+    assert run.loader is not None
+    aucs = (
+        label_aucs(
+            predict(
+                run.model,
+                data.val,
+                batch_size=options.batch_size,
+                device=run.device,
+                batches=run.loader.validation(options.batch_size),
+            ),
+            data.val.labels,
+            data.val.known,
+        )
+        if len(data.val)
+        else np.full(len(MODEL_LABELS), np.nan)
+    )
+    valid = aucs[~np.isnan(aucs)]
+    return aucs, float(valid.mean()) if valid.size else math.nan
+
+
+def _end_epoch(run: _Run, epoch: int) -> None:
+    """Validate ``epoch`` (0-based), log its row, keep its weights as ``resume/best.pt`` when
+    it is the best so far (ties: the later epoch), then checkpoint the start of the next."""
+    aucs, mean_auc = _validate(run)
+    state, running, steps = run.state, run.running, run.state["step"]
+    row = {
+        "epoch": epoch + 1,
+        "steps": steps,
+        "loss": running["loss"] / steps,
+        "loss_mil": running["mil"] / steps,
+        "loss_decoder": running["decoder"] / steps if run.msettings.decoder else "",
+        "val_auc": mean_auc,
+        "images_per_s": _rate(running),
+        "seconds": running["seconds"],
+        "warmup_seconds": running["warmup_seconds"],
+        **{f"val_auc_{label}": float(a) for label, a in zip(MODEL_LABELS, aucs, strict=True)},
+    }
+    is_best = _better(mean_auc, state["best_auc"])
+    row["best"] = is_best
+    log.info(
+        "epoch %d/%d: loss %.4f (MIL %.4f), val AUC %.4f, %.1f images/s%s",
+        epoch + 1,
+        run.options.epochs,
+        row["loss"],
+        row["loss_mil"],
+        mean_auc,
+        row["images_per_s"],
+        " (best)" if is_best else "",
+    )
+    if is_best:
+        state["best_auc"] = -math.inf if math.isnan(mean_auc) else mean_auc
+        state["best_epoch"] = epoch + 1
+        _save(
+            {"model": _cpu_state(run.model), "epoch": epoch + 1, "val_auc": mean_auc},
+            run.resume_dir / "best.pt",
+        )
+    state["log"] = [*state["log"], row]
+    state["epoch"] = epoch + 1
+    state["step"] = 0
+    run.running = new_running()
+    run.acc = run.new_accumulator()
+    run.checkpoint_now()
+    run.last_save = time.monotonic()
+
+
+def _write_outputs(run: _Run) -> dict[str, Any]:
+    """``model.pt`` (the best epoch with the run's facts), ``model_card.md`` and
+    ``train_log.csv``; removes ``resume/`` unless ``training.keep_checkpoints``."""
+    resolved, msettings, options = run.resolved, run.msettings, run.options
+    best = _load(run.resume_dir / "best.pt")
     payload = {
         "format": MODEL_FORMAT,
         "state_dict": best["model"],
         "model": msettings.to_dict(),
         "settings": json.loads(settings_json(resolved)),
         "experiment": resolved.get("experiment"),
-        "seed": seed,
+        "seed": run.seed,
         "epoch": best["epoch"],
         "val_auc": best["val_auc"],
         "labels": list(MODEL_LABELS),
         "ablation": ablation_flags(resolved),
         "options": asdict(options),
-        "precision": precision,
-        "device_type": device.type,
-        "images": manifest_image_settings(manifest),
+        "precision": run.precision,
+        "device_type": run.device.type,
+        "images": manifest_image_settings(run.manifest),
         "initialisation": initialisation_facts(msettings.pretrained, msettings.backbone),
-        "data": {"roots": dict(data_roots or {}), "counts": data_counts(data, index)},
-        "weights_sha256": weights_sha,
-        "numerics": numeric_facts(device.type),
+        "data": {"roots": dict(run.data_roots or {}), "counts": data_counts(run.data, run.index)},
+        "weights_sha256": run.weights_sha,
+        "numerics": numeric_facts(run.device.type),
         **provenance(),
     }
+    out_dir = run.out_dir
     _save(payload, out_dir / "model.pt")
     atomic_write_text(out_dir / "model_card.md", render_card(card_facts(payload)))
-    atomic_write_text(out_dir / "train_log.csv", _log_csv(state["log"]))
+    atomic_write_text(out_dir / "train_log.csv", _log_csv(run.state["log"]))
     if not options.keep_checkpoints:
-        shutil.rmtree(resume_dir, ignore_errors=True)
-        log.info("removed %s (training.keep_checkpoints: false)", resume_dir)
+        shutil.rmtree(run.resume_dir, ignore_errors=True)
+        log.info("removed %s (training.keep_checkpoints: false)", run.resume_dir)
     log.info(
         "best epoch %s (val AUC %s) -> %s", best["epoch"], best["val_auc"], out_dir / "model.pt"
     )
@@ -922,6 +1109,6 @@ def train(
         "stopped": False,
         "best_epoch": best["epoch"],
         "val_auc": best["val_auc"],
-        "global_step": global_step,
-        "log": state["log"],
+        "global_step": run.global_step,
+        "log": run.state["log"],
     }

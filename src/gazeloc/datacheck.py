@@ -5,6 +5,9 @@ waits for) so that format problems stop the workflow at its start, with the file
 column, rather than deep inside a later stage. The check does not stop at the first problem:
 it collects every error it finds (up to ``max_errors``) and reports them together, so that one
 run lists everything to fix. Warnings (tolerated deviations) are logged and counted by kind.
+
+A stage library above the readers (:mod:`gazeloc.io`), the splits and the images it opens;
+the readers themselves know nothing of splits.
 """
 
 from __future__ import annotations

@@ -162,3 +162,25 @@ class ShardDataset(Dataset):
         if split is not None:
             frame = frame.filter(pl.col("split") == split)
         return cls(manifest, frame.get_column("dicom_id").to_list(), order=order, missing=missing)
+
+
+def manifest_image_settings(manifest: str | Path) -> dict[str, Any]:
+    """The frame settings the shards of a manifest were made with (their attributes):
+    ``size``, ``dct_scaling``, ``resample``; what ``gazeloc predict`` must repeat. Shards
+    without those attributes (written by other tools) give the image side and
+    ``dct_scaling`` None (not recorded)."""
+    from gazeloc.h5 import open_h5
+
+    manifest = Path(manifest)
+    files = pl.read_parquet(manifest, columns=["file"]).get_column("file").unique().sort()
+    if files.is_empty():
+        raise ValueError(f"{manifest}: no shard files listed")
+    with open_h5(manifest.parent / files[0], "r") as f:
+        attrs = dict(f.attrs)
+        side = int(f["images"].shape[-1])
+    dct = attrs.get("dct_scaling")
+    return {
+        "size": int(attrs.get("size", side)),
+        "dct_scaling": None if dct is None else bool(dct),
+        "resample": str(attrs.get("resample", "")),
+    }

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from gazeloc.train.device import PRECISIONS
+from gazeloc.devices import PRECISIONS
 
 EXPERIMENTS: tuple[str, ...] = (
     "unannotated",
@@ -56,7 +56,7 @@ excluded from the resume fingerprint (changing them finishes from the existing c
 from the rule's params (the rule passes them as resources, so changing them reruns nothing).
 ``precision`` is a method key (a change reruns training); the device only picks what
 ``precision: auto`` becomes, and the resume fingerprint holds that *effective* precision
-(:mod:`gazeloc.train.device`), so a run resumed on another device at the same precision
+(:mod:`gazeloc.devices`), so a run resumed on another device at the same precision
 continues, and one at another precision starts afresh."""
 
 

@@ -1,4 +1,5 @@
-"""The training device and the numeric precision it runs at.
+"""The device of a job (training, evaluation, the report's figures, prediction) and the numeric
+precision training runs at.
 
 ``training.precision`` (a method setting):
 
@@ -13,7 +14,7 @@
 
 :func:`resolve_precision` returns the *effective* precision; the training loop records it, with
 the device type, in its checkpoints and in ``model.pt``. This module imports torch lazily so
-that :mod:`gazeloc.train.settings` (imported by the Snakefile) stays free of it.
+that :mod:`gazeloc.experiments` (imported by the Snakefile) stays free of it.
 """
 
 from __future__ import annotations
