@@ -48,11 +48,11 @@ def child(steps: int, size: int, batch: int, out: Path) -> None:
     import torch
     from bench_cpu_step import demo_batches
 
+    from gazeloc.experiments import TrainingOptions
     from gazeloc.model import ModelSettings, build_model
     from gazeloc.numerics import numeric_facts
     from gazeloc.train.augment import sample_params
     from gazeloc.train.loop import Step, make_optimizer, train_step
-    from gazeloc.train.settings import TrainingOptions
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     if os.environ.get("BENCH_NO_MKLDNN"):
