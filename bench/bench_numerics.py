@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gazeloc.numerics import ISA_VARIABLES
+
 SETTINGS: dict[str, dict[str, str]] = {
     "default": {},
     "repeat": {},
@@ -77,8 +79,7 @@ def child(steps: int, size: int, batch: int, out: Path) -> None:
 
 
 def run_setting(name: str, steps: int, size: int, batch: int, tmp: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY",)}
-    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    env = {k: v for k, v in os.environ.items() if k not in ISA_VARIABLES}
     env.update(SETTINGS[name])
     bench_dir = str(Path(__file__).resolve().parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [bench_dir, env.get("PYTHONPATH")]))

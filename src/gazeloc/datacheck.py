@@ -130,9 +130,7 @@ def check_reading(reading: reflacx.ReflacxReading, problems: Problems) -> None:
     with problems.collect():
         reading.chest_box()
     if reading.discarded:
-        for name in ("fixations.csv", "timestamps_transcription.csv", "transcription.txt"):
-            if (reading.main_dir / name).exists():
-                warn_at(log, reading.main_dir / name, "present for a discarded reading; ignored")
+        reflacx.warn_discarded_files(reading)
         return
     fixations = transcript = None
     with problems.collect():

@@ -520,12 +520,17 @@ def check_reading_files(reading: ReflacxReading) -> None:
     check_ellipse_consistency(reading, reading.ellipses())
     reading.chest_box()
     if reading.discarded:
-        for name in ("fixations.csv", "timestamps_transcription.csv", "transcription.txt"):
-            if (reading.main_dir / name).exists():
-                warn_at(log, reading.main_dir / name, "present for a discarded reading; ignored")
+        warn_discarded_files(reading)
         return
     reading.fixations()
     reading.transcript()
+
+
+def warn_discarded_files(reading: ReflacxReading) -> None:
+    """Warn about each gaze or transcript file of a discarded reading (they are ignored)."""
+    for name in ("fixations.csv", "timestamps_transcription.csv", "transcription.txt"):
+        if (reading.main_dir / name).exists():
+            warn_at(log, reading.main_dir / name, "present for a discarded reading; ignored")
 
 
 def check_ellipse_consistency(reading: ReflacxReading, ellipses: pl.DataFrame) -> None:
