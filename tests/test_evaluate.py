@@ -20,7 +20,7 @@ from test_train_inputs import make_inputs
 from gazeloc.cli import main as cli_main
 from gazeloc.evaluate import EvalOptions, evaluate_model, gradcam_autograd, source_maps
 from gazeloc.evaluate.maps import gradcam_scale, iou_thresholds, upscale_nearest
-from gazeloc.evaluate.run import SCHEMA, read_metrics
+from gazeloc.evaluate.run import SCHEMA, decoder_trained, read_metrics
 from gazeloc.labels import MODEL_LABELS
 from gazeloc.metrics import REFERENCE_THRESHOLDS
 from gazeloc.model import ModelSettings, build_model, image_probabilities
@@ -370,3 +370,38 @@ def test_read_metrics_missing_column(tmp_path):
     pl.DataFrame({"experiment": ["et"]}).write_parquet(path)
     with pytest.raises(DataFormatError, match="seed"):
         read_metrics([path])
+
+
+@pytest.mark.parametrize(
+    ("meta", "trained"),
+    [
+        ({"data": {"counts": {"annotated_train": 0}}, "settings": {"annotations": "et"}}, False),
+        ({"data": {"counts": {"annotated_train": 7}}, "settings": {"annotations": "none"}}, True),
+        ({"settings": {"annotations": "none"}}, False),
+        ({"settings": {"annotations": "ellipse"}}, True),
+        ({}, True),
+    ],
+)
+def test_decoder_trained_reads_the_training_counts_first(meta, trained):
+    assert decoder_trained(meta) is trained
+
+
+def test_an_untrained_decoder_is_left_out_of_the_sources(inputs, tiny_model, tmp_path, caplog):
+    path = tmp_path / "model.pt"
+    torch.save(
+        {
+            "state_dict": tiny_model.state_dict(),
+            "model": tiny_model.settings.to_dict(),
+            "experiment": "unannotated",
+            "seed": 1,
+            "data": {"counts": {"annotated_train": 0}},
+        },
+        path,
+    )
+    with caplog.at_level("INFO", logger="gazeloc.evaluate.run"):
+        frame = _evaluate(inputs, path)
+    assert set(frame.filter(pl.col("metric") == "iou")["source"]) == {"grid", "gradcam"}
+    assert set(frame.filter(pl.col("metric") == "hit_rate")["source"]) == {"grid", "gradcam"}
+    assert "decoder left out" in caplog.text
+    with pytest.raises(ValueError, match="never trained its decoder"):
+        _evaluate(inputs, path, sources=("decoder",))

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 STAGE_VERSIONS: dict[str, int] = {
     "synthetic": 1,  # gazeloc.synthetic: generated REFLACX / MIMIC-CXR-JPG trees
-    "check": 2,  # gazeloc.datacheck: input validation summary (images, warnings by kind)
+    "check": 3,  # gazeloc.datacheck: input validation summary (images, warnings by kind; 3: one
+    # kind for fixations outside the image, whatever its size)
     "inputs": 1,  # gazeloc.inputs: dataset fingerprints
     "images": 1,  # gazeloc.images: image list, index, dataset counts, shards
     "labels": 2,  # gazeloc.labeler (rules in labeler/rules/ too): mentions, report labels
@@ -23,7 +24,8 @@ STAGE_VERSIONS: dict[str, int] = {
     "train": 6,  # gazeloc.model, gazeloc.train, gazeloc.weights: trained models (4: model card,
     # image settings; 5: effective precision and device type, weights sha256, version and
     # commit in model.pt, warmup_seconds in train_log.csv; 6: numeric facts in model.pt and card)
-    "evaluate": 2,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics and per-item results
+    "evaluate": 3,  # gazeloc.evaluate, gazeloc.metrics: tidy metrics and per-item results
+    # (3: no decoder source for a model whose decoder training never reached)
     "tables": 3,  # gazeloc.report: tables, comparisons, inter-rater table, figures, HTML tables,
     # provenance in summary.md
     "predict": 1,  # gazeloc.predict: predictions, heatmaps and overlays of new images

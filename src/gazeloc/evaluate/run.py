@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -462,6 +462,7 @@ def evaluate_splits(
     model.to(device).eval()
     experiment = experiment if experiment is not None else str(meta.get("experiment"))
     seed = int(seed if seed is not None else meta.get("seed", 0))
+    options = _trained_sources(options, meta, model_path)
     out = {}
     for split in dict.fromkeys(splits):
         log.info(
@@ -481,6 +482,40 @@ def evaluate_splits(
             readings=_reading_rows(head, reflacx, _subjects_of(index, reflacx.dicom_ids), options),
         )
     return out
+
+
+def decoder_trained(meta: dict[str, Any]) -> bool:
+    """Whether training ever reached the model's decoder: only annotated images give it a
+    target, so a model trained without one (``unannotated``) has a decoder at its initial
+    weights. A model file without the training counts falls back to the experiment's
+    annotation source, and one without either counts as trained."""
+    counts = (meta.get("data") or {}).get("counts") or {}
+    if "annotated_train" in counts:
+        return int(counts["annotated_train"]) > 0
+    annotations = (meta.get("settings") or {}).get("annotations")
+    return annotations is None or annotations != "none"
+
+
+def _trained_sources(
+    options: EvalOptions, meta: dict[str, Any], model_path: str | Path
+) -> EvalOptions:
+    """``options`` without the ``decoder`` source when the model never trained its decoder:
+    its maps are those of random weights, and its validation IoU must not compete for the
+    reported source."""
+    if "decoder" not in options.sources or decoder_trained(meta):
+        return options
+    sources = tuple(s for s in options.sources if s != "decoder")
+    if not sources:
+        raise ValueError(
+            f"{model_path}: evaluation.sources is only 'decoder', but this model never trained "
+            "its decoder (no annotated training image); add grid or gradcam to "
+            "evaluation.sources"
+        )
+    log.info(
+        "%s: decoder left out of the heatmap sources (no annotated training image reached it)",
+        model_path,
+    )
+    return replace(options, sources=sources)
 
 
 def evaluate_model(

@@ -267,7 +267,7 @@ def check_fixations(path: Path, frame: pl.DataFrame, width: int, height: int) ->
     warnings = (
         (zero, "fixation(s) of zero duration (weight 0)", "timestamp_end_fixation"),
         (overlap, "fixation(s) overlap the previous one", "timestamp_start_fixation"),
-        (outside, f"fixation(s) outside the {width}x{height} image", None),
+        (outside, f"fixation(s) outside the image ({width}x{height})", None),
         (
             any_beyond,
             "fixation(s) whose displayed rectangle extends beyond the image "
