@@ -51,6 +51,8 @@ def test_paper_preset_is_the_paper_study():
     et = resolve_experiment(config, "et")
     assert et["model"]["backbone"] == "resnet50" and et["training"]["epochs"] == 60
     assert et["training"]["batch_size"] == 20 and et["input_size"] == 512
+    # the demo trains without augmentation; the paper's study must not inherit that
+    assert et["training"]["augment"] is True
     assert ablation_flags(et) == {"lsh": True, "brn": True, "mra": True, "mtl": True}
     row1 = resolve_experiment(config, "ablation_row1")
     assert ablation_flags(row1) == {"lsh": False, "brn": False, "mra": False, "mtl": False}
